@@ -1,0 +1,35 @@
+//! Compiles `proto/events.proto` with protox (pure Rust: no `protoc` on the machine) and
+//! prost-build. Payload messages also derive serde, which is how their canonical JSON is written;
+//! timestamps go through `crate::timestamp` so they appear as RFC 3339 UTC strings.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let proto = proto_dir.join("events.proto");
+    println!("cargo:rerun-if-changed={}", proto.display());
+
+    let descriptors = protox::compile([&proto], [&proto_dir])?;
+
+    let serde_derive =
+        "#[derive(serde::Serialize, serde::Deserialize)] #[serde(deny_unknown_fields)]";
+    let timestamp = "#[serde(with = \"crate::timestamp::required\")]";
+    let mut config = prost_build::Config::new();
+    for message in [
+        "CardCatalogCreated",
+        "OrderCreated",
+        "OrderLine",
+        "ManufacturingBatch",
+    ] {
+        config.type_attribute(format!(".sluice.events.v1.{message}"), serde_derive);
+    }
+    for field in [
+        "OrderCreated.ordered_at",
+        "ManufacturingBatch.started_at",
+        "ManufacturingBatch.completed_at",
+    ] {
+        config.field_attribute(format!(".sluice.events.v1.{field}"), timestamp);
+    }
+    config.compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,426 @@
+//! The scenario file format (`scenarios/*.toml`).
+//!
+//! A scenario says what traffic to generate (seed, start, duration or event count, per-source
+//! rates and a rate shape), which faults to inject, how much history to produce for the
+//! backfill, the pipeline knobs to run it with and what to expect. Every value is checked when
+//! the file is read; a bad file is rejected with the file, the key and the reason, before
+//! anything starts.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::rate::Shape;
+
+/// Why a scenario file was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: `{key}`: {reason}{}", path.display(), location.map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        /// Dotted path of the offending key, e.g. `faults.duplicate_ratio`.
+        key: String,
+        reason: String,
+        location: Option<(usize, usize)>,
+    },
+}
+
+impl ScenarioError {
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ScenarioError::Invalid { key, .. } => Some(key),
+            ScenarioError::Read { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Same seed, same events, byte for byte.
+    pub seed: u64,
+    /// Event time at which the stream starts; history lies before it.
+    #[serde(default = "default_start", deserialize_with = "de_timestamp")]
+    pub start: DateTime<Utc>,
+    /// How long the stream lasts in event time. At least one of `duration` and `max_events`.
+    #[serde(default)]
+    pub duration: Option<Span>,
+    /// Stop after this many original stream events (duplicates and poison not counted).
+    #[serde(default)]
+    pub max_events: Option<u64>,
+    pub rates: Rates,
+    #[serde(default)]
+    pub shape: Shape,
+    #[serde(default)]
+    pub faults: Faults,
+    #[serde(default)]
+    pub history: History,
+    #[serde(default)]
+    pub supply: Supply,
+    #[serde(default)]
+    pub pipeline: Pipeline,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// Events per second of each source at shape factor 1.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rates {
+    pub cards: Rate,
+    pub orders: Rate,
+    pub manufacturing: Rate,
+}
+
+impl Rates {
+    pub fn total(&self) -> f64 {
+        self.cards.get() + self.orders.get() + self.manufacturing.get()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Share of stream events delivered a second time, identical (same id, same payload).
+    #[serde(default)]
+    pub duplicate_ratio: Ratio,
+    /// Share of stream events whose event time lies before their emission (late arrivals).
+    #[serde(default)]
+    pub out_of_order_ratio: Ratio,
+    /// Upper bound of the lateness of an out-of-order event.
+    #[serde(default)]
+    pub max_lateness: Span,
+    /// Extra bodies, per stream event, that are not valid protobuf (they must dead-letter).
+    #[serde(default)]
+    pub poison_ratio: Ratio,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct History {
+    /// Events dated before the stream start, for the PostgreSQL backfill.
+    #[serde(default)]
+    pub events: u64,
+    /// How far back the history reaches.
+    #[serde(default = "default_history_span")]
+    pub span: Span,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        Self {
+            events: 0,
+            span: default_history_span(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Supply {
+    /// Cumulative units ordered per card never exceed its cumulative good units produced.
+    #[serde(default)]
+    pub constrained: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    #[default]
+    Ndjson,
+    Parquet,
+}
+
+/// How the pipeline under test is configured for this scenario.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// SQS messages per batcher invocation (the event-source mapping's batch size, 1..=10000).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// How long the batcher waits to fill a batch.
+    #[serde(default = "default_batch_window")]
+    pub batch_window: Span,
+    #[serde(default)]
+    pub file_format: FileFormat,
+    /// Events packed into one SQS message by the relay (1 is what production does).
+    #[serde(default = "default_pack")]
+    pub pack: u32,
+    /// AMQP consumer prefetch of the relay.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch_size(),
+            batch_window: default_batch_window(),
+            file_format: FileFormat::default(),
+            pack: default_pack(),
+            prefetch: default_prefetch(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// The marts must equal the oracle row for row.
+    #[serde(default = "default_true")]
+    pub exact_marts: bool,
+    /// Upper bound of the 99th percentile of publish-to-RAW latency, if checked.
+    #[serde(default)]
+    pub freshness_p99: Option<Span>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Self {
+            exact_marts: true,
+            freshness_p99: None,
+        }
+    }
+}
+
+/// A rate in events per second: finite and greater than zero.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, PartialOrd)]
+#[serde(try_from = "f64")]
+pub struct Rate(f64);
+
+impl Rate {
+    pub fn new(value: f64) -> Result<Self, String> {
+        if value.is_finite() && value > 0.0 {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "a rate must be a number of events per second greater than 0, got {value}"
+            ))
+        }
+    }
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Rate {
+    type Error = String;
+    fn try_from(value: f64) -> Result<Self, String> {
+        Self::new(value)
+    }
+}
+
+/// A share in [0, 1].
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, PartialOrd)]
+#[serde(try_from = "f64")]
+pub struct Ratio(f64);
+
+impl Ratio {
+    pub fn new(value: f64) -> Result<Self, String> {
+        if (0.0..=1.0).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("a ratio must lie within [0, 1], got {value}"))
+        }
+    }
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Ratio {
+    type Error = String;
+    fn try_from(value: f64) -> Result<Self, String> {
+        Self::new(value)
+    }
+}
+
+/// A duration written like `30s`, `5m`, `1h 30m` or `250ms`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(try_from = "String")]
+pub struct Span(Duration);
+
+impl Span {
+    pub const fn new(d: Duration) -> Self {
+        Self(d)
+    }
+    pub fn get(self) -> Duration {
+        self.0
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0.as_secs_f64()
+    }
+}
+
+impl TryFrom<String> for Span {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        humantime::parse_duration(&s)
+            .map(Self)
+            .map_err(|e| format!("{s:?} is not a duration like \"30s\", \"5m\" or \"1h 30m\": {e}"))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+fn de_timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not an RFC 3339 timestamp like \"2026-01-01T00:00:00Z\": {e}"
+            ))
+        })
+}
+
+fn default_start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .expect("valid literal")
+        .with_timezone(&Utc)
+}
+fn default_history_span() -> Span {
+    Span(Duration::from_secs(30 * 86_400))
+}
+fn default_batch_size() -> u32 {
+    100
+}
+fn default_batch_window() -> Span {
+    Span(Duration::from_secs(1))
+}
+fn default_pack() -> u32 {
+    1
+}
+fn default_prefetch() -> u16 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ScenarioError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates scenario text; `path` is only used in error messages.
+    pub fn parse(path: impl AsRef<Path>, text: &str) -> Result<Self, ScenarioError> {
+        let path = path.as_ref();
+        let invalid = |key: String, reason: String, span: Option<std::ops::Range<usize>>| {
+            ScenarioError::Invalid {
+                path: path.to_owned(),
+                key,
+                reason,
+                location: span.map(|s| line_column(text, s.start)),
+            }
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| invalid("(file)".into(), e.message().trim().to_owned(), e.span()))?;
+        let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = match e.path().to_string() {
+                p if p == "." => "(top level)".to_owned(),
+                p => p,
+            };
+            let inner = e.into_inner();
+            invalid(key, inner.message().trim().to_owned(), inner.span())
+        })?;
+        scenario
+            .validate()
+            .map_err(|(key, reason)| invalid(key.to_owned(), reason, None))?;
+        Ok(scenario)
+    }
+
+    /// Checks that span several keys; single values are checked by their types while parsing.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.name.trim().is_empty() {
+            return Err(("name", "must not be empty".into()));
+        }
+        match (self.duration, self.max_events) {
+            (None, None) => {
+                return Err((
+                    "duration",
+                    "set `duration` (e.g. \"30s\"), `max_events`, or both, so the stream ends"
+                        .into(),
+                ));
+            }
+            (Some(d), _) if d.get().is_zero() => {
+                return Err(("duration", "must be greater than 0".into()));
+            }
+            (_, Some(0)) => return Err(("max_events", "must be greater than 0".into())),
+            _ => {}
+        }
+        if self.faults.out_of_order_ratio.get() > 0.0 && self.faults.max_lateness.get().is_zero() {
+            return Err((
+                "faults.max_lateness",
+                "must be greater than 0 when `out_of_order_ratio` is set (e.g. \"2m\")".into(),
+            ));
+        }
+        if self.history.events > 0 && self.history.span.get().is_zero() {
+            return Err((
+                "history.span",
+                "must be greater than 0 when `history.events` is set".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&self.pipeline.batch_size) {
+            return Err((
+                "pipeline.batch_size",
+                format!("must be within 1..=10000, got {}", self.pipeline.batch_size),
+            ));
+        }
+        if self.pipeline.pack == 0 {
+            return Err(("pipeline.pack", "must be at least 1".into()));
+        }
+        if self.pipeline.prefetch == 0 {
+            return Err(("pipeline.prefetch", "must be at least 1".into()));
+        }
+        self.shape.validate(self.duration.map(Span::get))
+    }
+
+    /// The rate profile of one source's stream events.
+    pub fn profile(&self, rate: Rate) -> crate::rate::RateProfile {
+        crate::rate::RateProfile::new(
+            rate.get(),
+            self.shape.resolved(self.duration.map(Span::get)),
+        )
+    }
+
+    /// The rate profile of all stream events together.
+    pub fn total_profile(&self) -> crate::rate::RateProfile {
+        crate::rate::RateProfile::new(
+            self.rates.total(),
+            self.shape.resolved(self.duration.map(Span::get)),
+        )
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}

@@ -1,0 +1,199 @@
+//! Every kind of bad scenario is rejected with the file, the key and the reason.
+
+use synth::{Scenario, ScenarioError};
+
+const GOOD: &str = r#"
+name = "t"
+seed = 1
+duration = "10s"
+
+[rates]
+cards = 1
+orders = 10
+manufacturing = 2
+"#;
+
+fn reject(text: &str) -> (String, String) {
+    let err = Scenario::parse("scenarios/bad.toml", text).expect_err("must be rejected");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("scenarios/bad.toml: "),
+        "names the file: {message}"
+    );
+    (err.key().expect("names a key").to_owned(), message)
+}
+
+/// GOOD with `line` added to the `[section]` (or at the top when section is empty).
+fn with(section: &str, line: &str) -> String {
+    if section.is_empty() {
+        format!("{line}\n{GOOD}")
+    } else if GOOD.contains(&format!("[{section}]")) {
+        GOOD.replace(&format!("[{section}]"), &format!("[{section}]\n{line}"))
+    } else {
+        format!("{GOOD}\n[{section}]\n{line}\n")
+    }
+}
+
+#[test]
+fn the_good_one_parses_with_defaults() {
+    let s = Scenario::parse("good.toml", GOOD).unwrap();
+    assert_eq!(s.pipeline.batch_size, 100);
+    assert_eq!(s.faults.duplicate_ratio.get(), 0.0);
+    assert!(s.expect.exact_marts);
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "smoke, steady, burst and dirty at least");
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let (key, msg) = reject(&with("", "sed = 3"));
+    assert_eq!(key, "sed");
+    assert!(msg.contains("unknown field `sed`"), "{msg}");
+    assert!(msg.contains("line 1"), "{msg}");
+}
+
+#[test]
+fn unknown_nested_key() {
+    let (key, msg) = reject(&with("faults", "dupe_ratio = 0.1"));
+    assert_eq!(key, "faults.dupe_ratio");
+    assert!(
+        msg.contains("unknown field `dupe_ratio`") && msg.contains("duplicate_ratio"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn missing_required_key() {
+    let (key, msg) = reject(&GOOD.replace("seed = 1\n", ""));
+    assert!(msg.contains("missing field `seed`"), "{key}: {msg}");
+    let (_, msg) = reject(&GOOD.replace("orders = 10\n", ""));
+    assert!(msg.contains("missing field `orders`"), "{msg}");
+}
+
+#[test]
+fn rate_not_positive() {
+    let (key, msg) = reject(&GOOD.replace("orders = 10", "orders = 0"));
+    assert_eq!(key, "rates.orders");
+    assert!(msg.contains("greater than 0, got 0"), "{msg}");
+    let (key, _) = reject(&GOOD.replace("cards = 1", "cards = -2.5"));
+    assert_eq!(key, "rates.cards");
+}
+
+#[test]
+fn wrong_type() {
+    let (key, msg) = reject(&GOOD.replace("orders = 10", "orders = \"fast\""));
+    assert_eq!(key, "rates.orders");
+    assert!(msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
+fn ratio_out_of_range() {
+    let (key, msg) = reject(&with("faults", "duplicate_ratio = 1.5"));
+    assert_eq!(key, "faults.duplicate_ratio");
+    assert!(msg.contains("within [0, 1], got 1.5"), "{msg}");
+    let (key, _) = reject(&with("faults", "poison_ratio = -0.1"));
+    assert_eq!(key, "faults.poison_ratio");
+}
+
+#[test]
+fn bad_duration() {
+    let (key, msg) = reject(&GOOD.replace("\"10s\"", "\"10 parsecs\""));
+    assert_eq!(key, "duration");
+    assert!(msg.contains("not a duration"), "{msg}");
+    let (key, _) = reject(&GOOD.replace("\"10s\"", "\"0s\""));
+    assert_eq!(key, "duration");
+}
+
+#[test]
+fn no_end_to_the_stream() {
+    let (key, msg) = reject(&GOOD.replace("duration = \"10s\"\n", ""));
+    assert_eq!(key, "duration");
+    assert!(msg.contains("max_events"), "{msg}");
+    let (key, _) = reject(&with("", "max_events = 0"));
+    assert_eq!(key, "max_events");
+}
+
+#[test]
+fn bad_start_timestamp() {
+    let (key, msg) = reject(&with("", "start = \"yesterday\""));
+    assert_eq!(key, "start");
+    assert!(msg.contains("RFC 3339"), "{msg}");
+}
+
+#[test]
+fn lateness_needed_for_out_of_order() {
+    let (key, _) = reject(&with("faults", "out_of_order_ratio = 0.2"));
+    assert_eq!(key, "faults.max_lateness");
+}
+
+#[test]
+fn unknown_shape_kind() {
+    let (key, msg) = reject(&with("shape", "kind = \"sine\""));
+    assert_eq!(key, "shape.kind");
+    assert!(msg.contains("unknown variant `sine`"), "{msg}");
+}
+
+#[test]
+fn burst_longer_than_its_period() {
+    let (key, msg) = reject(&with(
+        "shape",
+        "kind = \"burst\"\nevery = \"5s\"\nlength = \"5s\"\nfactor = 3",
+    ));
+    assert_eq!(key, "shape.length");
+    assert!(msg.contains("shorter than `every`"), "{msg}");
+}
+
+#[test]
+fn ramp_without_a_length() {
+    let text = with("shape", "kind = \"ramp\"\nfrom = 1\nto = 2")
+        .replace("duration = \"10s\"", "max_events = 100");
+    let (key, _) = reject(&text);
+    assert_eq!(key, "shape.over");
+    // Internally tagged tables are buffered by serde, so the path stops at the table.
+    let (key, msg) = reject(&with("shape", "kind = \"ramp\"\nfrom = 0\nto = 2"));
+    assert_eq!(key, "shape");
+    assert!(
+        msg.contains("rate factor must be greater than 0, got 0"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_pipeline_knobs() {
+    let (key, msg) = reject(&with("pipeline", "file_format = \"csv\""));
+    assert_eq!(key, "pipeline.file_format");
+    assert!(msg.contains("ndjson") && msg.contains("parquet"), "{msg}");
+    let (key, _) = reject(&with("pipeline", "batch_size = 0"));
+    assert_eq!(key, "pipeline.batch_size");
+    let (key, _) = reject(&with("pipeline", "pack = 0"));
+    assert_eq!(key, "pipeline.pack");
+}
+
+#[test]
+fn not_toml_at_all() {
+    let (key, msg) = reject("name = \"t\"\nrates = {\n");
+    assert_eq!(key, "(file)");
+    assert!(msg.contains("line 2"), "{msg}");
+}
+
+#[test]
+fn missing_file() {
+    let err = Scenario::load("scenarios/does-not-exist.toml").unwrap_err();
+    assert!(matches!(err, ScenarioError::Read { .. }));
+    assert!(
+        err.to_string().contains("scenarios/does-not-exist.toml"),
+        "{err}"
+    );
+}

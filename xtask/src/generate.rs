@@ -1,0 +1,101 @@
+//! `cargo xtask gen`: a scenario's events, with no service involved.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use synth::output::{self, Format, Part};
+use synth::{Generator, Scenario};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenario file, e.g. scenarios/smoke.toml.
+    #[arg(long, value_name = "FILE")]
+    scenario: PathBuf,
+    /// Seed to use instead of the scenario's own. Same scenario and seed, same bytes.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// ndjson: canonical JSON, one event per line (poison bodies have no JSON form and are
+    /// left out, with a count on stderr). proto: length-delimited protobuf bodies exactly as
+    /// published, poison included.
+    #[arg(long, value_enum, default_value_t = FormatArg::Ndjson)]
+    format: FormatArg,
+    /// Which events: the history (for the backfill), the stream, or both (history first).
+    #[arg(long, value_enum, default_value_t = PartArg::All)]
+    part: PartArg,
+    /// Output file, or - for stdout. A file is written whole or not at all.
+    #[arg(long, value_name = "FILE|-", default_value = "-")]
+    out: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Ndjson,
+    Proto,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PartArg {
+    History,
+    Stream,
+    All,
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<()> {
+        let scenario = Scenario::load(&self.scenario)?;
+        let format = match self.format {
+            FormatArg::Ndjson => Format::Ndjson,
+            FormatArg::Proto => Format::Proto,
+        };
+        let part = match self.part {
+            PartArg::History => Part::History,
+            PartArg::Stream => Part::Stream,
+            PartArg::All => Part::All,
+        };
+        let mut generator = Generator::new(&scenario, self.seed);
+        let written = if self.out == "-" {
+            let stdout = io::stdout().lock();
+            match output::write(&mut generator, format, part, &mut BufWriter::new(stdout)) {
+                // A reader that stops early (`| head`) is not an error.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other.context("writing to stdout")?,
+            }
+        } else {
+            let path = PathBuf::from(&self.out);
+            let partial = path.with_extension("partial");
+            let file = File::create(&partial)
+                .with_context(|| format!("creating {}", partial.display()))?;
+            let mut out = BufWriter::new(file);
+            let written = output::write(&mut generator, format, part, &mut out)
+                .and_then(|w| {
+                    out.into_inner()
+                        .map_err(|e| e.into_error())?
+                        .sync_all()
+                        .map(|()| w)
+                })
+                .with_context(|| format!("writing {}", partial.display()))?;
+            std::fs::rename(&partial, &path)
+                .with_context(|| format!("renaming to {}", path.display()))?;
+            written
+        };
+        let mut err = io::stderr().lock();
+        writeln!(
+            err,
+            "{}: {} history + {} stream events, {} duplicates, {} poison{}, {} bytes",
+            scenario.name,
+            written.history,
+            written.stream_events,
+            written.duplicates,
+            written.poison,
+            if written.poison_left_out > 0 {
+                " (left out of ndjson)"
+            } else {
+                ""
+            },
+            written.bytes,
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! `cargo xtask`: the Sluice command line. Each task lives in its own module with a clap `Args`
+//! struct (whose doc comments are the `--help`) and a `run` that hands over to library code.
+
+mod generate;
+mod planned;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sluice: provision, drive and prove an event-ingestion pipeline
+/// (RabbitMQ -> relay -> SQS -> batcher -> S3/SNS -> pipe -> Snowflake -> dbt marts).
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a scenario's history and stream to a file or stdout, without any service.
+    Gen(generate::Args),
+    /// [planned] Provision RabbitMQ, PostgreSQL, LocalStack and fakesnow and apply infra/.
+    Up(planned::Args),
+    /// [planned] Stop exactly the processes a stack's state names and remove the state.
+    Down(planned::Args),
+    /// [planned] Probe each service of a stack and report its health.
+    Status(planned::Args),
+    /// [planned] Print `export` lines for using a running stack from a shell.
+    Env(planned::Args),
+    /// [planned] Run SQL against the stack's Snowflake (fakesnow or a real account).
+    Sql(planned::Args),
+    /// [planned] Drive a scenario through the real pipeline and check the marts against the oracle.
+    E2e(planned::Args),
+    /// [planned] Measure throughput, freshness and backlog at a scenario's rates.
+    LoadTest(planned::Args),
+    /// [planned] What CI runs: tests, then the end-to-end check on the smoke scenario.
+    Ci(planned::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gen(args) => args.run(),
+        Command::Up(args) => args.run("up"),
+        Command::Down(args) => args.run("down"),
+        Command::Status(args) => args.run("status"),
+        Command::Env(args) => args.run("env"),
+        Command::Sql(args) => args.run("sql"),
+        Command::E2e(args) => args.run("e2e"),
+        Command::LoadTest(args) => args.run("load-test"),
+        Command::Ci(args) => args.run("ci"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
