@@ -3,6 +3,7 @@
 
 mod generate;
 mod planned;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -29,8 +30,8 @@ enum Command {
     Status(planned::Args),
     /// [planned] Print `export` lines for using a running stack from a shell.
     Env(planned::Args),
-    /// [planned] Run SQL against the stack's Snowflake (fakesnow or a real account).
-    Sql(planned::Args),
+    /// Run one SQL statement against fakesnow or a real Snowflake account and print the result.
+    Sql(sql::Args),
     /// [planned] Drive a scenario through the real pipeline and check the marts against the oracle.
     E2e(planned::Args),
     /// [planned] Measure throughput, freshness and backlog at a scenario's rates.
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         Command::Down(args) => args.run("down"),
         Command::Status(args) => args.run("status"),
         Command::Env(args) => args.run("env"),
-        Command::Sql(args) => args.run("sql"),
+        Command::Sql(args) => args.run(),
         Command::E2e(args) => args.run("e2e"),
         Command::LoadTest(args) => args.run("load-test"),
         Command::Ci(args) => args.run("ci"),
