@@ -1,9 +1,14 @@
 //! `cargo xtask`: the Sluice command line. Each task lives in its own module with a clap `Args`
 //! struct (whose doc comments are the `--help`) and a `run` that hands over to library code.
 
+mod down;
+mod env;
 mod generate;
 mod planned;
 mod sql;
+mod stack_args;
+mod status;
+mod up;
 
 use std::process::ExitCode;
 
@@ -22,14 +27,14 @@ struct Cli {
 enum Command {
     /// Write a scenario's history and stream to a file or stdout, without any service.
     Gen(generate::Args),
-    /// [planned] Provision RabbitMQ, PostgreSQL, LocalStack and fakesnow and apply infra/.
-    Up(planned::Args),
-    /// [planned] Stop exactly the processes a stack's state names and remove the state.
-    Down(planned::Args),
-    /// [planned] Probe each service of a stack and report its health.
-    Status(planned::Args),
-    /// [planned] Print `export` lines for using a running stack from a shell.
-    Env(planned::Args),
+    /// Provision RabbitMQ, PostgreSQL, LocalStack and fakesnow (or point at external ones) and apply infra/.
+    Up(up::Args),
+    /// Stop exactly the processes a stack's state names and remove the state.
+    Down(down::Args),
+    /// Probe each service of a stack and report its health (exit 1 if any is unhealthy).
+    Status(status::Args),
+    /// Print `export` lines for using a running stack from a shell.
+    Env(env::Args),
     /// Run one SQL statement against fakesnow or a real Snowflake account and print the result.
     Sql(sql::Args),
     /// [planned] Drive a scenario through the real pipeline and check the marts against the oracle.
@@ -50,10 +55,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gen(args) => args.run(),
-        Command::Up(args) => args.run("up"),
-        Command::Down(args) => args.run("down"),
-        Command::Status(args) => args.run("status"),
-        Command::Env(args) => args.run("env"),
+        Command::Up(args) => args.run(),
+        Command::Down(args) => args.run(),
+        Command::Status(args) => args.run(),
+        Command::Env(args) => args.run(),
         Command::Sql(args) => args.run(),
         Command::E2e(args) => args.run("e2e"),
         Command::LoadTest(args) => args.run("load-test"),

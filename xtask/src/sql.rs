@@ -7,10 +7,13 @@ use snowflake::{Client, Config, Value};
 pub struct Args {
     /// The statement to run.
     sql: String,
-    /// Base URL of a fakesnow server (e.g. http://127.0.0.1:8085). Without it the connection
-    /// comes from SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or
+    /// Use this running stack's Snowflake (fakesnow, or the account of an external stack).
+    #[arg(long, value_name = "NAME", conflicts_with = "url", value_parser = parse_stack)]
+    stack: Option<stack::StackName>,
+    /// Base URL of a fakesnow server (e.g. http://127.0.0.1:8085). Without it or --stack the
+    /// connection comes from SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER, SNOWFLAKE_PASSWORD or
     /// SNOWFLAKE_PRIVATE_KEY_PATH, and optionally SNOWFLAKE_ROLE, SNOWFLAKE_WAREHOUSE and
-    /// SNOWFLAKE_URL. (`--stack NAME` will read a running stack's state once `up` exists.)
+    /// SNOWFLAKE_URL.
     #[arg(long, value_name = "URL")]
     url: Option<String>,
     /// Database for the session (default: SNOWFLAKE_DATABASE, if set).
@@ -24,12 +27,20 @@ pub struct Args {
     json: bool,
 }
 
+fn parse_stack(s: &str) -> Result<stack::StackName, String> {
+    s.parse().map_err(|e: stack::StackError| e.to_string())
+}
+
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
-        let mut config = match &self.url {
-            Some(url) => Config::fakesnow(url)?,
-            None => Config::from_env()
-                .context("no --url given, so the connection comes from SNOWFLAKE_* variables")?,
+        let mut config = match (&self.stack, &self.url) {
+            (Some(name), _) => stack::State::load(&crate::stack_args::root(), name)?
+                .snowflake
+                .client_config()?,
+            (None, Some(url)) => Config::fakesnow(url)?,
+            (None, None) => Config::from_env().context(
+                "no --stack or --url given, so the connection comes from SNOWFLAKE_* variables",
+            )?,
         };
         config.database = self.database.clone().or(config.database);
         config.schema = self.schema.clone().or(config.schema);

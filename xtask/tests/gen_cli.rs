@@ -114,7 +114,7 @@ fn unknown_key_is_rejected_with_its_name() {
 
 #[test]
 fn planned_commands_say_so_and_fail() {
-    for cmd in ["up", "down", "status", "e2e", "load-test"] {
+    for cmd in ["e2e", "load-test", "ci"] {
         let run = xtask(&[cmd]);
         assert!(!run.status.success(), "{cmd} must not pretend to work");
         assert!(String::from_utf8_lossy(&run.stderr).contains("planned but not built yet"));

@@ -1,0 +1,231 @@
+//! Applying `infra/` to a ready stack: the CloudFormation template, the Snowflake DDL, the
+//! PostgreSQL schema and (for brokers the stack did not start) the RabbitMQ definitions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudformation::types::{Parameter, StackStatus};
+
+use crate::StackName;
+use crate::error::{Result, StackError, apply_err, io_err};
+use crate::state::{Aws, Snowflake};
+
+/// Creates (or, when it exists, reuses) the pipeline's CloudFormation stack and returns its
+/// Outputs. Creation is asynchronous: the status is polled until it settles.
+pub(crate) async fn cloudformation(
+    infra: &Path,
+    name: &StackName,
+    aws: &Aws,
+) -> Result<BTreeMap<String, String>> {
+    let path = infra.join("cloudformation/pipeline.yaml");
+    let template =
+        std::fs::read_to_string(&path).map_err(io_err(format!("reading {}", path.display())))?;
+    let what = format!(
+        "{} to {}",
+        path.display(),
+        aws.endpoint_url.as_deref().unwrap_or("AWS")
+    );
+    let cf = aws_sdk_cloudformation::Client::new(&crate::aws_config(aws).await);
+    let cf_stack = format!("sluice-{name}");
+    let exists = cf
+        .describe_stacks()
+        .stack_name(&cf_stack)
+        .send()
+        .await
+        .is_ok_and(|d| {
+            d.stacks()
+                .first()
+                .and_then(|s| s.stack_status())
+                .is_some_and(|s| *s != StackStatus::DeleteComplete)
+        });
+    if !exists {
+        cf.create_stack()
+            .stack_name(&cf_stack)
+            .template_body(template)
+            .parameters(
+                Parameter::builder()
+                    .parameter_key("StackName")
+                    .parameter_value(name.as_str())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                apply_err(&what)(aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string())
+            })?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let described = cf
+            .describe_stacks()
+            .stack_name(&cf_stack)
+            .send()
+            .await
+            .map_err(|e| {
+                apply_err(&what)(aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string())
+            })?;
+        let stack = described
+            .stacks()
+            .first()
+            .ok_or_else(|| apply_err(&what)("stack vanished".into()))?;
+        match stack.stack_status() {
+            Some(StackStatus::CreateComplete | StackStatus::UpdateComplete) => {
+                return Ok(stack
+                    .outputs()
+                    .iter()
+                    .filter_map(|o| {
+                        Some((o.output_key()?.to_owned(), o.output_value()?.to_owned()))
+                    })
+                    .collect());
+            }
+            Some(StackStatus::CreateInProgress | StackStatus::UpdateInProgress)
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => {
+                let reason = stack.stack_status_reason().unwrap_or("no reason given");
+                return Err(apply_err(&what)(format!(
+                    "stack {cf_stack} is {other:?}: {reason}"
+                )));
+            }
+        }
+    }
+}
+
+/// The statements of a SQL file, split at semicolons that end a line (our files keep to that).
+fn statements(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let code = line.split("--").next().unwrap_or("");
+        if code.trim().is_empty() && current.trim().is_empty() {
+            continue;
+        }
+        if code.trim_end().ends_with(';') {
+            current.push_str(code.trim_end().trim_end_matches(';'));
+            out.push(current.trim().to_owned());
+            current.clear();
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_owned());
+    }
+    out
+}
+
+/// Runs `infra/snowflake/*.sql` in file-name order; `*.real-account.sql` only on real accounts.
+pub(crate) async fn snowflake(
+    infra: &Path,
+    config: snowflake::Config,
+    real_account: bool,
+) -> Result<()> {
+    let dir = infra.join("snowflake");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(io_err(format!("reading {}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .filter(|p| real_account || !p.to_string_lossy().ends_with(".real-account.sql"))
+        .collect();
+    files.sort();
+    let client = snowflake::Client::connect(config)
+        .await
+        .map_err(|e| apply_err("Snowflake DDL")(e.to_string()))?;
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .map_err(io_err(format!("reading {}", file.display())))?;
+        for sql in statements(&text) {
+            client.query(&sql, &[]).await.map_err(|e| {
+                apply_err(file.display().to_string())(format!("{e}\nin statement:\n{sql}"))
+            })?;
+        }
+    }
+    let _ = client.close().await;
+    Ok(())
+}
+
+pub(crate) async fn postgres(infra: &Path, url: &str) -> Result<()> {
+    let path = infra.join("postgres/history.sql");
+    let sql =
+        std::fs::read_to_string(&path).map_err(io_err(format!("reading {}", path.display())))?;
+    let what = path.display().to_string();
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| apply_err(&what)(e.to_string()))?;
+    let conn = tokio::spawn(connection);
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| apply_err(&what)(e.to_string()))?;
+    drop(client);
+    let _ = conn.await;
+    Ok(())
+}
+
+/// For a broker the stack did not start: POST the definitions to the management API.
+pub(crate) async fn rabbitmq_definitions(
+    infra: &Path,
+    management_url: &str,
+    user: &str,
+    password: &str,
+) -> Result<()> {
+    let path = infra.join("rabbitmq/definitions.json");
+    let body =
+        std::fs::read_to_string(&path).map_err(io_err(format!("reading {}", path.display())))?;
+    let what = path.display().to_string();
+    let response = crate::readiness::http_client()
+        .post(format!("{management_url}/api/definitions"))
+        .basic_auth(user, Some(password))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| apply_err(&what)(e.to_string()))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(StackError::Apply {
+            what,
+            reason: format!("HTTP {}", response.status()),
+        })
+    }
+}
+
+impl Snowflake {
+    /// A client config for this stack's Snowflake, in its database.
+    pub fn client_config(&self) -> std::result::Result<snowflake::Config, snowflake::Error> {
+        let mut config = match &self.base_url {
+            Some(url) => {
+                let mut c = snowflake::Config::fakesnow(url)?;
+                c.user = self.user.clone();
+                c
+            }
+            None => snowflake::Config::from_env()?,
+        };
+        config.database = Some(self.database.clone());
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements;
+
+    #[test]
+    fn sql_files_split_into_statements() {
+        let sql = "-- header\nCREATE TABLE a (\n  x INT -- why\n);\n\nCREATE STAGE s; -- trailing\nSELECT 1";
+        assert_eq!(
+            statements(sql),
+            [
+                "CREATE TABLE a (\n  x INT -- why\n)",
+                "CREATE STAGE s",
+                "SELECT 1"
+            ]
+        );
+    }
+}

@@ -1,0 +1,75 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::StackError;
+
+/// A stack's name: safe as a folder name, a RabbitMQ node name and part of AWS resource names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StackName(String);
+
+impl StackName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for StackName {
+    type Err = StackError;
+    fn from_str(s: &str) -> Result<Self, StackError> {
+        let ok = (1..=32).contains(&s.len())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(StackError::InvalidName(s.to_owned()))
+        }
+    }
+}
+
+impl TryFrom<String> for StackName {
+    type Error = StackError;
+    fn try_from(s: String) -> Result<Self, StackError> {
+        s.parse()
+    }
+}
+
+impl From<StackName> for String {
+    fn from(n: StackName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for StackName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_path_characters_are_refused() {
+        for bad in [
+            "",
+            "../etc",
+            "a/b",
+            "a b",
+            "Dev",
+            "-x",
+            "x-",
+            "a.b",
+            &"x".repeat(33),
+        ] {
+            assert!(bad.parse::<StackName>().is_err(), "{bad:?}");
+        }
+        for good in ["default", "ci-42", "a"] {
+            assert_eq!(good.parse::<StackName>().unwrap().as_str(), good);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! `target/sluice/<stack>/state.json`: what a stack is made of and how to reach it. Written with
+//! mode 0600 because it holds the stack's generated credentials.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::StackName;
+use crate::error::{Result, StackError, io_err};
+use crate::process::ProcessInfo;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Native,
+    Containers,
+    External,
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProviderKind::Native => "native",
+            ProviderKind::Containers => "containers",
+            ProviderKind::External => "external",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RabbitMq {
+    /// `amqp://user:password@127.0.0.1:port/%2f`
+    pub amqp_url: String,
+    pub management_url: String,
+    pub user: String,
+    pub password: String,
+    pub process: Option<ProcessInfo>,
+    /// The Erlang port mapper this stack started for the node.
+    pub epmd: Option<ProcessInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Postgres {
+    /// `postgres://user:password@127.0.0.1:port/database`
+    pub url: String,
+    pub process: Option<ProcessInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Aws {
+    /// LocalStack's endpoint; `None` means real AWS.
+    pub endpoint_url: Option<String>,
+    pub region: String,
+    pub process: Option<ProcessInfo>,
+    /// The CloudFormation stack's Outputs (BucketName, IngestQueueUrl, ...).
+    pub outputs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snowflake {
+    /// fakesnow's URL; `None` means `https://<account>.snowflakecomputing.com`.
+    pub base_url: Option<String>,
+    pub account: String,
+    pub user: String,
+    pub database: String,
+    /// Set for fakesnow; real accounts take credentials from the environment, never the state.
+    pub password: Option<String>,
+    pub process: Option<ProcessInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub stack: StackName,
+    pub provider: ProviderKind,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub dir: PathBuf,
+    pub rabbitmq: RabbitMq,
+    pub postgres: Postgres,
+    pub aws: Aws,
+    pub snowflake: Snowflake,
+}
+
+/// Where stacks live: `<root>/target/sluice/<stack>/`.
+pub fn stack_dir(root: &Path, name: &StackName) -> PathBuf {
+    root.join("target").join("sluice").join(name.as_str())
+}
+
+pub fn state_path(root: &Path, name: &StackName) -> PathBuf {
+    stack_dir(root, name).join("state.json")
+}
+
+impl State {
+    /// Reads a stack's state; a missing or corrupt file is a clear error.
+    pub fn load(root: &Path, name: &StackName) -> Result<Self> {
+        let path = state_path(root, name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StackError::NotFound {
+                    stack: name.to_string(),
+                    path,
+                });
+            }
+            Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+        };
+        serde_json::from_str(&text).map_err(|e| StackError::CorruptState {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the state atomically with mode 0600.
+    pub fn save(&self, root: &Path) -> Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = state_path(root, &self.stack);
+        let partial = path.with_extension("json.partial");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io_err(format!("writing {}", partial.display())))?;
+        let json = serde_json::to_vec_pretty(self).expect("state serializes");
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(format!("writing {}", partial.display())))?;
+        std::fs::rename(&partial, &path).map_err(io_err(format!("renaming to {}", path.display())))
+    }
+
+    /// Every process the stack started, in the order to stop them.
+    pub fn processes(&self) -> Vec<(&'static str, &ProcessInfo)> {
+        [
+            ("fakesnow", self.snowflake.process.as_ref()),
+            ("localstack", self.aws.process.as_ref()),
+            ("postgres", self.postgres.process.as_ref()),
+            ("rabbitmq", self.rabbitmq.process.as_ref()),
+            ("epmd", self.rabbitmq.epmd.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(n, p)| p.map(|p| (n, p)))
+        .collect()
+    }
+
+    /// `export` lines for using the stack from a shell.
+    pub fn env_exports(&self) -> Vec<(String, String)> {
+        let mut vars = vec![
+            ("SLUICE_STACK".to_owned(), self.stack.to_string()),
+            ("SLUICE_AMQP_URL".to_owned(), self.rabbitmq.amqp_url.clone()),
+            (
+                "SLUICE_RABBITMQ_MANAGEMENT_URL".to_owned(),
+                self.rabbitmq.management_url.clone(),
+            ),
+            ("SLUICE_POSTGRES_URL".to_owned(), self.postgres.url.clone()),
+            ("AWS_REGION".to_owned(), self.aws.region.clone()),
+            (
+                "SNOWFLAKE_ACCOUNT".to_owned(),
+                self.snowflake.account.clone(),
+            ),
+            ("SNOWFLAKE_USER".to_owned(), self.snowflake.user.clone()),
+            (
+                "SNOWFLAKE_DATABASE".to_owned(),
+                self.snowflake.database.clone(),
+            ),
+        ];
+        if let Some(endpoint) = &self.aws.endpoint_url {
+            vars.push(("AWS_ENDPOINT_URL".into(), endpoint.clone()));
+            vars.push(("AWS_ACCESS_KEY_ID".into(), "test".into()));
+            vars.push(("AWS_SECRET_ACCESS_KEY".into(), "test".into()));
+        }
+        if let Some(url) = &self.snowflake.base_url {
+            vars.push(("SNOWFLAKE_URL".into(), url.clone()));
+        }
+        if let Some(password) = &self.snowflake.password {
+            vars.push(("SNOWFLAKE_PASSWORD".into(), password.clone()));
+        }
+        for (output, value) in &self.aws.outputs {
+            vars.push((format!("SLUICE_{}", screaming(output)), value.clone()));
+        }
+        vars
+    }
+}
+
+/// `IngestQueueUrl` -> `INGEST_QUEUE_URL`.
+fn screaming(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_become_screaming_snake_case() {
+        assert_eq!(screaming("IngestQueueUrl"), "INGEST_QUEUE_URL");
+        assert_eq!(screaming("BucketName"), "BUCKET_NAME");
+    }
+}

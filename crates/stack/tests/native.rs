@@ -1,0 +1,263 @@
+//! The native provider for real: up -> every service answers a real request -> down -> nothing left.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use stack::{Binaries, DownOptions, Ports, ProviderKind, StackName, State, UpOptions, UpOutcome};
+
+fn options(root: PathBuf, name: &str) -> UpOptions {
+    UpOptions {
+        root,
+        name: name.parse().unwrap(),
+        provider: ProviderKind::Native,
+        ports: Ports::default(),
+        binaries: Binaries::default(),
+        stop_on_ctrl_c: false,
+    }
+}
+
+async fn amqp_round_trip(url: &str) {
+    use lapin::options::{
+        BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    };
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let confirm = channel
+        .basic_publish(
+            "events".into(),
+            "orders.order_created".into(),
+            BasicPublishOptions::default(),
+            b"hello",
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack(), "broker confirmed the publish");
+    let mut got = None;
+    for _ in 0..50 {
+        if let Some(m) = channel
+            .basic_get("orders".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            got = Some(m);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let message = got.expect("the message routed by `orders.#` into the orders quorum queue");
+    assert_eq!(message.delivery.data, b"hello");
+    message
+        .delivery
+        .ack(BasicAckOptions::default())
+        .await
+        .unwrap();
+    conn.close(0, "done".into()).await.unwrap();
+}
+
+async fn aws_round_trips(state: &State) {
+    let sdk = stack::aws_config(&state.aws).await;
+    let outputs = &state.aws.outputs;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = &outputs["BucketName"];
+    s3.put_object()
+        .bucket(bucket)
+        .key("raw/hello.txt")
+        .body(b"hi".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let body = s3
+        .get_object()
+        .bucket(bucket)
+        .key("raw/hello.txt")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(body.into_bytes().as_ref(), b"hi");
+
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let ingest = &outputs["IngestQueueUrl"];
+    sqs.send_message()
+        .queue_url(ingest)
+        .message_body("event")
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(ingest)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(received.messages()[0].body(), Some("event"));
+
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    sns.publish()
+        .topic_arn(&outputs["RawFilesTopicArn"])
+        .message("raw/source=orders/x.ndjson.gz")
+        .send()
+        .await
+        .unwrap();
+    let notify = &outputs["SnowpipeNotifyQueueUrl"];
+    let mut bodies = Vec::new();
+    for _ in 0..10 {
+        let r = sqs
+            .receive_message()
+            .queue_url(notify)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .unwrap();
+        bodies.extend(
+            r.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+        if !bodies.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("raw/source=orders/x.ndjson.gz")),
+        "SNS -> snowpipe-notify: {bodies:?}"
+    );
+}
+
+async fn snowflake_and_postgres(state: &State) {
+    let client = snowflake::Client::connect(state.snowflake.client_config().unwrap())
+        .await
+        .unwrap();
+    for table in [
+        "RAW.EVENTS_STREAM",
+        "RAW.EVENTS_BACKFILL",
+        "RAW.LOAD_HISTORY",
+    ] {
+        let rows = client
+            .query(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .rows()
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0][0],
+            snowflake::Value::Int(0),
+            "{table} exists and is empty"
+        );
+    }
+    let (pg, conn) = tokio_postgres::connect(&state.postgres.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let n: i64 = pg
+        .query_one("SELECT count(*) FROM history.events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_every_service_answers_then_down_leaves_nothing() {
+    let root = std::env::temp_dir().join(format!("sluice-stack-test-{}", std::process::id()));
+    let name: StackName = "it".parse().unwrap();
+    let outcome = stack::up(options(root.clone(), "it"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let UpOutcome::Started {
+        state,
+        phases,
+        elapsed,
+    } = outcome
+    else {
+        panic!("a new stack")
+    };
+    eprintln!("up in {elapsed:.1?}: {phases:?}");
+
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(stack::state_path(&root, &name))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the state holds credentials");
+    assert_eq!(State::load(&root, &name).unwrap(), state);
+
+    amqp_round_trip(&state.rabbitmq.amqp_url).await;
+    aws_round_trips(&state).await;
+    snowflake_and_postgres(&state).await;
+
+    let report = stack::status(&root, &name).await.unwrap();
+    let names: Vec<&str> = report.services.iter().map(|s| s.name).collect();
+    assert_eq!(names, ["rabbitmq", "postgres", "localstack", "fakesnow"]);
+    assert!(report.services.iter().all(|s| s.healthy), "{report:?}");
+
+    assert!(
+        matches!(
+            stack::up(options(root.clone(), "it")).await.unwrap(),
+            UpOutcome::AlreadyRunning(_)
+        ),
+        "idempotent"
+    );
+
+    let processes: Vec<stack::ProcessInfo> = state
+        .processes()
+        .into_iter()
+        .map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(processes.len(), 5, "four services and epmd");
+    let ports: Vec<u16> = [
+        &state.rabbitmq.amqp_url,
+        &state.postgres.url,
+        state.aws.endpoint_url.as_ref().unwrap(),
+        state.snowflake.base_url.as_ref().unwrap(),
+    ]
+    .iter()
+    .map(|u| {
+        u.rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    })
+    .collect();
+    let report = stack::down(&root, &name, DownOptions::default()).unwrap();
+    eprintln!("down in {:.1?}", report.elapsed);
+    for p in &processes {
+        assert!(!p.is_alive(), "pid {} still running after down", p.pid);
+    }
+    for port in ports {
+        assert!(
+            stack::port_is_free(port),
+            "port {port} still taken after down"
+        );
+    }
+    assert!(!stack::stack_dir(&root, &name).exists(), "data removed");
+    assert!(matches!(
+        stack::status(&root, &name).await,
+        Err(stack::StackError::NotFound { .. })
+    ));
+    std::fs::remove_dir_all(&root).ok();
+}

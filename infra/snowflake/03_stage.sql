@@ -1,0 +1,3 @@
+-- The file format of the raw files and the internal stage the pipe and backfill PUT into.
+CREATE FILE FORMAT IF NOT EXISTS SLUICE.RAW.NDJSON_GZ TYPE = JSON;
+CREATE STAGE IF NOT EXISTS SLUICE.RAW.EVENTS_STAGE FILE_FORMAT = SLUICE.RAW.NDJSON_GZ;

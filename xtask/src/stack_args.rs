@@ -1,0 +1,29 @@
+//! Options shared by the stack commands.
+
+use std::path::PathBuf;
+
+use stack::StackName;
+
+#[derive(clap::Args, Clone)]
+pub struct StackArg {
+    /// Stack name: 1-32 lower-case letters, digits and dashes. Its files live under
+    /// target/sluice/<stack>/.
+    #[arg(long, default_value = "default", value_parser = parse_name)]
+    pub stack: StackName,
+}
+
+fn parse_name(s: &str) -> Result<StackName, String> {
+    s.parse().map_err(|e: stack::StackError| e.to_string())
+}
+
+/// The checkout root (where `target/` is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,54 @@
+//! The stack commands' handling of bad input, as a user meets it (no services are started).
+
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn an_unknown_provider_lists_the_known_ones() {
+    let out = xtask(&["up", "--provider", "docker"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("docker")
+            && err.contains("native")
+            && err.contains("external")
+            && err.contains("containers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stack_name_with_path_characters_is_refused() {
+    for cmd in ["up", "status", "down", "env"] {
+        let out = xtask(&[cmd, "--stack", "../etc"]);
+        assert!(!out.status.success(), "{cmd}");
+        assert!(
+            stderr(&out).contains("invalid stack name \"../etc\""),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn commands_on_a_stack_that_does_not_exist_say_how_to_start_it() {
+    for cmd in [&["status"][..], &["down"], &["env"], &["sql", "SELECT 1"]] {
+        let out = xtask(&[cmd, &["--stack", "never-started-here"]].concat());
+        assert!(!out.status.success(), "{cmd:?}");
+        assert!(
+            stderr(&out).contains("cargo xtask up --stack never-started-here"),
+            "{cmd:?}: {}",
+            stderr(&out)
+        );
+    }
+}
