@@ -11,9 +11,11 @@ pub struct Args {
     #[command(flatten)]
     stack: StackArg,
     /// native: child processes on 127.0.0.1 (RabbitMQ and PostgreSQL from the system packages,
-    /// LocalStack and fakesnow from pinned venvs). external: services from environment variables
-    /// (see README), nothing started. containers: testcontainers, where a Docker engine answers.
-    #[arg(long, value_enum, default_value_t = Provider::Native)]
+    /// LocalStack and fakesnow from pinned venvs). containers: testcontainers (build with
+    /// `--features containers`; needs a Docker engine). external: services from environment
+    /// variables (see README), nothing started. auto: containers where they are built in and a
+    /// Docker engine answers, native otherwise.
+    #[arg(long, value_enum, default_value_t = Provider::Auto)]
     provider: Provider,
     /// AMQP port for RabbitMQ (default: a free one).
     #[arg(long)]
@@ -37,6 +39,7 @@ pub struct Args {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Provider {
+    Auto,
     Native,
     Containers,
     External,
@@ -48,7 +51,13 @@ impl Args {
             root: root(),
             name: self.stack.stack.clone(),
             provider: match self.provider {
-                Provider::Native => ProviderKind::Native,
+                Provider::Auto
+                    if cfg!(feature = "containers")
+                        && stack::containers::docker_engine_answers() =>
+                {
+                    ProviderKind::Containers
+                }
+                Provider::Auto | Provider::Native => ProviderKind::Native,
                 Provider::Containers => ProviderKind::Containers,
                 Provider::External => ProviderKind::External,
             },

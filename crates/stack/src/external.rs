@@ -105,6 +105,7 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
         },
         aws,
         snowflake,
+        containers: Vec::new(),
     };
     state.save(&options.root)?;
     Ok(UpOutcome::Started {

@@ -6,12 +6,13 @@
 //! - `external`: endpoints and credentials from the environment (real AWS, Amazon MQ, a
 //!   Snowflake account, a PostgreSQL URL); nothing is started or stopped;
 //! - `containers`: the same services through testcontainers where a Docker engine answers
-//!   (not built here: see `ProviderKind::Containers`).
+//!   (cargo feature `containers`).
 //!
 //! Every provider then applies `infra/`, and the stack's [`State`] is written to
 //! `target/sluice/<stack>/state.json` for components, the harness and `down`.
 
 mod apply;
+pub mod containers;
 mod error;
 mod external;
 mod name;
@@ -28,7 +29,9 @@ pub use error::{Result, StackError};
 pub use name::StackName;
 pub use native::{Binaries, Ports};
 pub use process::{ProcessInfo, log_tail, port_is_free};
-pub use state::{Aws, Postgres, ProviderKind, RabbitMq, Snowflake, State, stack_dir, state_path};
+pub use state::{
+    Aws, ContainerRecord, Postgres, ProviderKind, RabbitMq, Snowflake, State, stack_dir, state_path,
+};
 pub use up::{Phase, UpOptions, UpOutcome, up};
 
 /// `infra/` of this checkout.
@@ -74,6 +77,7 @@ pub fn down(root: &Path, name: &StackName, options: DownOptions) -> Result<DownR
     let started = Instant::now();
     let state = State::load(root, name)?;
     let stopped = stop_processes(&state.processes());
+    containers::remove_containers(&state.containers);
     let dir = stack_dir(root, name);
     if options.keep_data {
         std::fs::remove_file(state_path(root, name))

@@ -70,6 +70,13 @@ pub struct Snowflake {
     pub process: Option<ProcessInfo>,
 }
 
+/// A container the container provider started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub service: String,
+    pub id: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub stack: StackName,
@@ -80,6 +87,9 @@ pub struct State {
     pub postgres: Postgres,
     pub aws: Aws,
     pub snowflake: Snowflake,
+    /// Containers to remove on `down` (container provider only).
+    #[serde(default)]
+    pub containers: Vec<ContainerRecord>,
 }
 
 /// Where stacks live: `<root>/target/sluice/<stack>/`.

@@ -56,11 +56,27 @@ pub async fn up(options: UpOptions) -> Result<UpOutcome> {
     match options.provider {
         ProviderKind::Native => native_up(options).await,
         ProviderKind::External => crate::external::up(options).await,
-        ProviderKind::Containers => Err(StackError::ProviderUnavailable {
-            provider: "containers",
-            reason: "this build has no container provider and no Docker engine answers on this machine; use --provider native".into(),
-        }),
+        ProviderKind::Containers => containers_up(options).await,
     }
+}
+
+#[cfg(feature = "containers")]
+async fn containers_up(options: UpOptions) -> Result<UpOutcome> {
+    if !crate::containers::docker_engine_answers() {
+        return Err(StackError::ProviderUnavailable {
+            provider: "containers",
+            reason: "no Docker engine answers (the docker client alone is not enough); use --provider native".into(),
+        });
+    }
+    crate::containers::runner::up(options).await
+}
+
+#[cfg(not(feature = "containers"))]
+async fn containers_up(_: UpOptions) -> Result<UpOutcome> {
+    Err(StackError::ProviderUnavailable {
+        provider: "containers",
+        reason: "this build has no container provider (build xtask with `--features containers`); use --provider native".into(),
+    })
 }
 
 /// Processes started so far, so a failure or Ctrl-C stops exactly those.
@@ -306,6 +322,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
             process: Some(fakesnow_process),
             ..snowflake_state
         },
+        containers: Vec::new(),
     };
     state.save(&options.root)?;
     phases.mark("state written");
