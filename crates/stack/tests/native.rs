@@ -177,6 +177,62 @@ async fn snowflake_and_postgres(state: &State) {
     assert_eq!(n, 0);
 }
 
+/// The external provider, pointed through its environment variables at this stack's services:
+/// it starts nothing, applies `infra/` (definitions over the management API, a second
+/// CloudFormation stack, idempotent DDL) and writes a state without processes.
+async fn external_provider_applies_infra_to_running_services(
+    root: &std::path::Path,
+    native: &State,
+) {
+    let vars = [
+        ("SLUICE_AMQP_URL", native.rabbitmq.amqp_url.clone()),
+        (
+            "SLUICE_RABBITMQ_MANAGEMENT_URL",
+            native.rabbitmq.management_url.clone(),
+        ),
+        ("SLUICE_RABBITMQ_USER", native.rabbitmq.user.clone()),
+        ("SLUICE_RABBITMQ_PASSWORD", native.rabbitmq.password.clone()),
+        ("SLUICE_POSTGRES_URL", native.postgres.url.clone()),
+        ("AWS_REGION", native.aws.region.clone()),
+        ("AWS_ENDPOINT_URL", native.aws.endpoint_url.clone().unwrap()),
+        ("SNOWFLAKE_URL", native.snowflake.base_url.clone().unwrap()),
+        ("SNOWFLAKE_ACCOUNT", "fakesnow".into()),
+        ("SNOWFLAKE_USER", "sluice".into()),
+        ("SNOWFLAKE_PASSWORD", "sluice".into()),
+    ];
+    for (k, v) in &vars {
+        // SAFETY: this binary has one test and no other thread reads the environment now.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let mut o = options(root.to_owned(), "ext");
+    o.provider = ProviderKind::External;
+    let UpOutcome::Started { state, .. } = stack::up(o).await.unwrap_or_else(|e| panic!("{e}"))
+    else {
+        panic!("new")
+    };
+    assert!(
+        state.processes().is_empty(),
+        "the external provider starts nothing"
+    );
+    assert_eq!(
+        state.aws.outputs["BucketName"], "sluice-ext-raw",
+        "its own CloudFormation stack"
+    );
+    let name: StackName = "ext".parse().unwrap();
+    let report = stack::status(root, &name).await.unwrap();
+    assert!(report.services.iter().all(|s| s.healthy), "{report:?}");
+    assert!(
+        stack::down(root, &name, DownOptions::default())
+            .unwrap()
+            .stopped
+            .is_empty()
+    );
+    for (k, _) in &vars {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(k) };
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_every_service_answers_then_down_leaves_nothing() {
     let root = std::env::temp_dir().join(format!("sluice-stack-test-{}", std::process::id()));
