@@ -217,7 +217,30 @@ impl Http {
         }
     }
 
-    /// Downloads a result chunk or any presigned URL.
+    /// One attempt at a storage URL (chunk or presigned upload): only a 2xx answer is `Done`;
+    /// other statuses are final, with the start of the body for the error.
+    async fn send_to_storage(
+        &self,
+        request: reqwest::RequestBuilder,
+        headers: &[(String, String)],
+        url: &Url,
+    ) -> Attempt<reqwest::Response> {
+        let request = headers.iter().fold(request, |r, (k, v)| r.header(k, v));
+        match self.send(request, url).await {
+            Attempt::Done(r) if r.status().is_success() => Attempt::Done(r),
+            Attempt::Done(r) => {
+                let status = r.status().as_u16();
+                Attempt::Fail(Error::Http {
+                    status,
+                    url: redact(url),
+                    body: body_excerpt(r).await,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Downloads a result chunk.
     pub(crate) async fn get_bytes(
         &self,
         url: &str,
@@ -225,12 +248,11 @@ impl Http {
     ) -> Result<Vec<u8>> {
         let parsed = Url::parse(url).map_err(|e| Error::protocol(format!("chunk URL: {e}")))?;
         self.with_retries(&parsed, |_| async {
-            let mut request = self.client.get(parsed.clone());
-            for (k, v) in headers {
-                request = request.header(k, v);
-            }
-            match self.send(request, &parsed).await {
-                Attempt::Done(r) if r.status().is_success() => match r.bytes().await {
+            match self
+                .send_to_storage(self.client.get(parsed.clone()), headers, &parsed)
+                .await
+            {
+                Attempt::Done(r) => match r.bytes().await {
                     Ok(b) => Attempt::Done(b.to_vec()),
                     Err(e) => Attempt::Retry(Error::Connect {
                         url: redact(&parsed),
@@ -238,14 +260,6 @@ impl Http {
                         reason: describe(&e),
                     }),
                 },
-                Attempt::Done(r) => {
-                    let status = r.status().as_u16();
-                    Attempt::Fail(Error::Http {
-                        status,
-                        url: redact(&parsed),
-                        body: body_excerpt(r).await,
-                    })
-                }
                 Attempt::Retry(e) => Attempt::Retry(e),
                 Attempt::Fail(e) => Attempt::Fail(e),
             }
@@ -262,20 +276,15 @@ impl Http {
     ) -> Result<()> {
         let parsed = Url::parse(url).map_err(|e| Error::protocol(format!("presigned URL: {e}")))?;
         self.with_retries(&parsed, |_| async {
-            let mut request = self.client.put(parsed.clone()).body(body.clone());
-            for (k, v) in headers {
-                request = request.header(k, v);
-            }
-            match self.send(request, &parsed).await {
-                Attempt::Done(r) if r.status().is_success() => Attempt::Done(()),
-                Attempt::Done(r) => {
-                    let status = r.status().as_u16();
-                    Attempt::Fail(Error::Http {
-                        status,
-                        url: redact(&parsed),
-                        body: body_excerpt(r).await,
-                    })
-                }
+            match self
+                .send_to_storage(
+                    self.client.put(parsed.clone()).body(body.clone()),
+                    headers,
+                    &parsed,
+                )
+                .await
+            {
+                Attempt::Done(_) => Attempt::Done(()),
                 Attempt::Retry(e) => Attempt::Retry(e),
                 Attempt::Fail(e) => Attempt::Fail(e),
             }
