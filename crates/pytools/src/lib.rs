@@ -101,8 +101,13 @@ pub fn cache_dir() -> PathBuf {
 
 /// Returns the tool set's venv, building it first if this machine has none for these pins.
 pub fn ensure(tools: &ToolSet) -> Result<Venv, ToolError> {
+    ensure_in(&cache_dir(), tools)
+}
+
+/// [`ensure`] with an explicit cache folder.
+pub fn ensure_in(cache: &Path, tools: &ToolSet) -> Result<Venv, ToolError> {
     let python = find_python(tools.min_python)?;
-    let cache = cache_dir();
+    let cache = cache.to_owned();
     fs::create_dir_all(&cache).map_err(io_err(format!("creating {}", cache.display())))?;
 
     let key = &venv_key(tools, &python.version)?;
@@ -242,6 +247,15 @@ fn ensure_uv(
     let key = &hex::encode(Sha256::digest(&text))[..12];
     let dir = cache.join(format!("uv-{key}"));
     let uv = dir.join("bin").join("uv");
+    if dir.join(COMPLETE).exists() {
+        return Ok(uv);
+    }
+    // Tool sets are installed concurrently (during `up`), and they share this uv.
+    let lock_path = cache.join(format!("uv-{key}.lock"));
+    let lock =
+        File::create(&lock_path).map_err(io_err(format!("creating {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(io_err(format!("locking {}", lock_path.display())))?;
     if dir.join(COMPLETE).exists() {
         return Ok(uv);
     }
