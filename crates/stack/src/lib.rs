@@ -152,7 +152,10 @@ pub async fn status(root: &Path, name: &StackName) -> Result<StatusReport> {
         }
     };
     let (rabbit, pg, ls, sf) = tokio::join!(
-        readiness::rabbitmq(&http, &r.management_url, &r.user, &r.password),
+        async {
+            readiness::rabbitmq(&http, &r.management_url, &r.user, &r.password).await?;
+            readiness::amqp(&r.amqp_url).await
+        },
         readiness::postgres(&state.postgres.url),
         async {
             match &state.aws.endpoint_url {

@@ -85,6 +85,35 @@ pub(crate) async fn rabbitmq(
     }
 }
 
+/// An AMQP client's view: connect and authenticate, open a channel, and find the `orders`
+/// queue (a passive declare), which also proves the definitions were loaded. The management
+/// API can answer while the AMQP listener still refuses connections.
+pub(crate) async fn amqp(url: &str) -> Result<(), String> {
+    use lapin::options::QueueDeclareOptions;
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = async {
+        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(
+                "orders".into(),
+                passive,
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .map_err(|e| format!("queue `orders`: {e}"))?;
+        Ok(())
+    }
+    .await;
+    let _ = conn.close(0, "readiness".into()).await;
+    result
+}
+
 pub(crate) async fn postgres(url: &str) -> Result<(), String> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await

@@ -202,25 +202,14 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
             )
         })
         .await?;
+        let amqp_url = rabbit_plan.amqp_url();
+        readiness::wait("rabbitmq", Some(&rabbit), Duration::from_secs(60), || {
+            readiness::amqp(&amqp_url)
+        })
+        .await?;
         phases.mark("rabbitmq ready");
-        // The definitions were loaded at boot; check they are there.
-        let r = http
-            .get(format!("{management_url}/api/queues/%2F/orders"))
-            .basic_auth(&rabbit_plan.user, Some(&rabbit_plan.password))
-            .send()
-            .await
-            .map_err(|e| StackError::Apply {
-                what: "rabbitmq definitions".into(),
-                reason: e.to_string(),
-            })?;
-        if !r.status().is_success() {
-            return Err(StackError::Apply {
-                what: "rabbitmq definitions".into(),
-                reason: format!("queue `orders` missing: HTTP {}", r.status()),
-            });
-        }
         phases.mark("rabbitmq definitions applied");
-        Ok(())
+        Ok::<_, StackError>(())
     };
     let pg_url = pg_plan.url();
     let pg_ready = async {
@@ -299,10 +288,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
         created_at: chrono::Utc::now(),
         dir: dir.clone(),
         rabbitmq: RabbitMq {
-            amqp_url: format!(
-                "amqp://{}:{}@127.0.0.1:{}/%2f",
-                rabbit_plan.user, rabbit_plan.password, rabbit_plan.amqp_port
-            ),
+            amqp_url: rabbit_plan.amqp_url(),
             management_url,
             user: rabbit_plan.user.clone(),
             password: rabbit_plan.password.clone(),

@@ -5,6 +5,18 @@ use std::time::Duration;
 
 use stack::{Binaries, DownOptions, Ports, ProviderKind, StackName, State, UpOptions, UpOutcome};
 
+/// Takes the stack down when dropped, so a failed assertion leaves no process behind.
+struct DownOnDrop(PathBuf, &'static str);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let name: StackName = self.1.parse().unwrap();
+        if stack::state_path(&self.0, &name).exists() {
+            let _ = stack::down(&self.0, &name, DownOptions::default());
+        }
+    }
+}
+
 fn options(root: PathBuf, name: &str) -> UpOptions {
     UpOptions {
         root,
@@ -42,7 +54,7 @@ async fn amqp_round_trip(url: &str) {
         .unwrap();
     assert!(confirm.is_ack(), "broker confirmed the publish");
     let mut got = None;
-    for _ in 0..50 {
+    for _ in 0..300 {
         if let Some(m) = channel
             .basic_get("orders".into(), BasicGetOptions::default())
             .await
@@ -100,14 +112,25 @@ async fn aws_round_trips(state: &State) {
         .send()
         .await
         .unwrap();
-    let received = sqs
-        .receive_message()
-        .queue_url(ingest)
-        .wait_time_seconds(5)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(received.messages()[0].body(), Some("event"));
+    let mut received = Vec::new();
+    for _ in 0..15 {
+        let r = sqs
+            .receive_message()
+            .queue_url(ingest)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .unwrap();
+        received.extend(
+            r.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+        if !received.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(received, ["event"]);
 
     let sns = aws_sdk_sns::Client::new(&sdk);
     sns.publish()
@@ -118,7 +141,7 @@ async fn aws_round_trips(state: &State) {
         .unwrap();
     let notify = &outputs["SnowpipeNotifyQueueUrl"];
     let mut bodies = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..15 {
         let r = sqs
             .receive_message()
             .queue_url(notify)
@@ -237,6 +260,8 @@ async fn external_provider_applies_infra_to_running_services(
 async fn up_every_service_answers_then_down_leaves_nothing() {
     let root = std::env::temp_dir().join(format!("sluice-stack-test-{}", std::process::id()));
     let name: StackName = "it".parse().unwrap();
+    let _guard = DownOnDrop(root.clone(), "it");
+    let _external_guard = DownOnDrop(root.clone(), "ext");
     let outcome = stack::up(options(root.clone(), "it"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -274,6 +299,8 @@ async fn up_every_service_answers_then_down_leaves_nothing() {
         ),
         "idempotent"
     );
+
+    external_provider_applies_infra_to_running_services(&root, &state).await;
 
     let processes: Vec<stack::ProcessInfo> = state
         .processes()

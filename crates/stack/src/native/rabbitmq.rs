@@ -20,6 +20,15 @@ pub(crate) struct Plan {
     pub password: String,
 }
 
+impl Plan {
+    pub fn amqp_url(&self) -> String {
+        format!(
+            "amqp://{}:{}@127.0.0.1:{}/%2f",
+            self.user, self.password, self.amqp_port
+        )
+    }
+}
+
 pub(crate) fn find_sbin(configured: Option<&Path>) -> Result<PathBuf> {
     let has_server = |dir: &Path| dir.join("rabbitmq-server").is_file();
     if let Some(dir) = configured {
