@@ -190,7 +190,7 @@ pub(crate) mod runner {
                     ports.insert(spec.service, p);
                 }
                 Err(e) => {
-                    remove(&records);
+                    super::remove_containers(&records);
                     return Err(e);
                 }
             }
@@ -279,14 +279,10 @@ pub(crate) mod runner {
                 elapsed: t0.elapsed(),
             }),
             Err(e) => {
-                remove(&records);
+                super::remove_containers(&records);
                 Err(e)
             }
         }
-    }
-
-    pub(crate) fn remove(records: &[ContainerRecord]) {
-        super::remove_containers(records);
     }
 }
 

@@ -75,6 +75,28 @@ async fn amqp_round_trip(url: &str) {
     conn.close(0, "done".into()).await.unwrap();
 }
 
+/// Message bodies from a queue: long polls until something arrives (bounded to 30 s).
+async fn receive_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
+    for _ in 0..15 {
+        let r = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .wait_time_seconds(2)
+            .send()
+            .await
+            .unwrap();
+        let bodies: Vec<String> = r
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_owned))
+            .collect();
+        if !bodies.is_empty() {
+            return bodies;
+        }
+    }
+    Vec::new()
+}
+
 async fn aws_round_trips(state: &State) {
     let sdk = stack::aws_config(&state.aws).await;
     let outputs = &state.aws.outputs;
@@ -112,24 +134,7 @@ async fn aws_round_trips(state: &State) {
         .send()
         .await
         .unwrap();
-    let mut received = Vec::new();
-    for _ in 0..15 {
-        let r = sqs
-            .receive_message()
-            .queue_url(ingest)
-            .wait_time_seconds(2)
-            .send()
-            .await
-            .unwrap();
-        received.extend(
-            r.messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_owned)),
-        );
-        if !received.is_empty() {
-            break;
-        }
-    }
+    let received = receive_bodies(&sqs, ingest).await;
     assert_eq!(received, ["event"]);
 
     let sns = aws_sdk_sns::Client::new(&sdk);
@@ -140,24 +145,7 @@ async fn aws_round_trips(state: &State) {
         .await
         .unwrap();
     let notify = &outputs["SnowpipeNotifyQueueUrl"];
-    let mut bodies = Vec::new();
-    for _ in 0..15 {
-        let r = sqs
-            .receive_message()
-            .queue_url(notify)
-            .wait_time_seconds(2)
-            .send()
-            .await
-            .unwrap();
-        bodies.extend(
-            r.messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_owned)),
-        );
-        if !bodies.is_empty() {
-            break;
-        }
-    }
+    let bodies = receive_bodies(&sqs, notify).await;
     assert!(
         bodies
             .iter()
