@@ -25,8 +25,23 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = PartArg::All)]
     part: PartArg,
     /// Output file, or - for stdout. A file is written whole or not at all.
-    #[arg(long, value_name = "FILE|-", default_value = "-")]
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        default_value = "-",
+        conflicts_with = "publish"
+    )]
     out: String,
+    /// Publish the stream to the stack's RabbitMQ (exchange `events`, routing key
+    /// `<source>.<type>`, publisher confirms) at the scenario's rate, instead of writing it.
+    /// The history is the backfill's: `--part history` cannot be published.
+    #[arg(long)]
+    publish: bool,
+    /// With --publish: as fast as the broker confirms, ignoring the scenario's rate.
+    #[arg(long, requires = "publish")]
+    unpaced: bool,
+    #[command(flatten)]
+    stack: crate::stack_args::StackArg,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -55,6 +70,13 @@ impl Args {
             PartArg::All => Part::All,
         };
         let mut generator = Generator::new(&scenario, self.seed);
+        if self.publish {
+            anyhow::ensure!(
+                matches!(self.part, PartArg::Stream | PartArg::All),
+                "--part history cannot be published: the history goes through the backfill"
+            );
+            return publish(&self, &scenario, &mut generator);
+        }
         let written = if self.out == "-" {
             let stdout = io::stdout().lock();
             match output::write(&mut generator, format, part, &mut BufWriter::new(stdout)) {
@@ -98,4 +120,48 @@ impl Args {
         )?;
         Ok(())
     }
+}
+
+fn publish(args: &Args, scenario: &Scenario, generator: &mut Generator) -> anyhow::Result<()> {
+    use harness::publish::{Pacing, PublishConfig};
+    let root = crate::stack_args::root();
+    let state = stack::State::load(&root, &args.stack.stack).with_context(|| {
+        format!(
+            "stack `{}` (start it with `cargo xtask up`)",
+            args.stack.stack
+        )
+    })?;
+    let mut config = PublishConfig::new(state.rabbitmq.amqp_url.clone());
+    if args.unpaced {
+        config.pacing = Pacing::Unpaced;
+    }
+    let bar =
+        indicatif::ProgressBar::new_spinner().with_message(format!("publishing {}", scenario.name));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = crate::stack_args::runtime()?.block_on(harness::publish::publish(
+        &config,
+        generator.stream(),
+        |n| bar.set_message(format!("publishing {}: {n} confirmed", scenario.name)),
+    ))?;
+    bar.finish_and_clear();
+    let target = report
+        .target_rate()
+        .map_or_else(|| "unpaced".to_owned(), |r| format!("{r:.0}/s"));
+    eprintln!(
+        "{}: published {} ({} events, {} duplicates, {} poison, {} bytes) in {:.2} s: {:.0}/s achieved, target {}",
+        scenario.name,
+        report.published,
+        report.events,
+        report.duplicates,
+        report.poison,
+        report.bytes,
+        report.elapsed.as_secs_f64(),
+        report.achieved_rate(),
+        if args.unpaced {
+            "unpaced".to_owned()
+        } else {
+            target
+        },
+    );
+    Ok(())
 }

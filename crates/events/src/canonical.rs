@@ -84,6 +84,37 @@ impl Event {
         serde_json::to_writer(out, &canonical).expect("a validated event always serializes");
     }
 
+    /// Appends the canonical JSON of the payload alone (a typed file's `payload` column).
+    pub fn write_payload_json(&self, out: &mut Vec<u8>) {
+        write_payload(out, self.payload()).expect("a validated payload always serializes");
+    }
+
+    /// Rebuilds an event from typed envelope columns and its payload JSON (the inverse of a
+    /// typed file's row).
+    pub fn from_parts(
+        event_id: &str,
+        event_type: &str,
+        occurred_at: chrono::DateTime<chrono::Utc>,
+        produced_at: chrono::DateTime<chrono::Utc>,
+        schema_version: u32,
+        payload_json: &str,
+    ) -> Result<Self, ContractError> {
+        if schema_version != SCHEMA_VERSION {
+            return Err(ContractError::UnsupportedSchemaVersion(schema_version));
+        }
+        let ty: EventType = event_type.parse()?;
+        let payload = payload_from_json(ty, serde_json::from_str(payload_json)?)?;
+        Event::try_from(Envelope {
+            event_id: event_id.to_owned(),
+            source: ty.source().as_str().to_owned(),
+            r#type: event_type.to_owned(),
+            occurred_at: Some(timestamp::to_proto(occurred_at)),
+            produced_at: Some(timestamp::to_proto(produced_at)),
+            schema_version,
+            payload: Some(payload),
+        })
+    }
+
     /// Parses one canonical JSON object. Keys may come in any order; unknown keys are rejected.
     pub fn from_canonical_json(json: &str) -> Result<Self, ContractError> {
         let raw: CanonicalOwned = serde_json::from_str(json)?;

@@ -12,6 +12,7 @@ mod event;
 mod fingerprint;
 mod kind;
 pub mod timestamp;
+pub mod wire;
 
 /// Types generated from `proto/events.proto`.
 pub mod pb {
@@ -23,4 +24,6 @@ pub use event::{Event, SCHEMA_VERSION};
 pub use fingerprint::Fingerprint;
 pub use kind::{EventType, Source};
 pub use pb::envelope::Payload;
-pub use pb::{CardCatalogCreated, Envelope, ManufacturingBatch, OrderCreated, OrderLine};
+pub use pb::{
+    CardCatalogCreated, Envelope, EventBatch, ManufacturingBatch, OrderCreated, OrderLine,
+};

@@ -365,3 +365,43 @@ fn kinds_parse_and_print() {
     }
     let _: Envelope = sample().into();
 }
+
+mod wire_packing {
+    use events::wire::{self, BatchBuilder, Packing};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Packing envelope bytes as received gives a batch that decodes to the same events.
+        #[test]
+        fn packed_batches_decode_to_the_same_events(events in proptest::collection::vec(super::event(), 1..20)) {
+            let mut builder = BatchBuilder::default();
+            let mut expected_len = 0;
+            for event in &events {
+                let bytes = event.encode();
+                expected_len += BatchBuilder::framed_len(bytes.len());
+                builder.push(&bytes);
+            }
+            prop_assert_eq!(builder.len(), events.len());
+            let body = builder.finish();
+            prop_assert_eq!(body.len(), expected_len);
+            let text = wire::to_text(&body);
+            prop_assert_eq!(text.len(), wire::text_len(body.len()));
+            let decoded = wire::decode_text(&text, Packing::Batch).unwrap();
+            prop_assert_eq!(decoded, events);
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_base64_is_a_clear_error() {
+        let err = wire::decode_text("not base64 !!", Packing::Envelope).unwrap_err();
+        assert!(err.to_string().contains("not base64"), "{err}");
+    }
+
+    #[test]
+    fn packing_names_round_trip() {
+        for p in [Packing::Envelope, Packing::Batch] {
+            assert_eq!(Packing::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Packing::parse("zip"), None);
+    }
+}

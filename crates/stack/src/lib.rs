@@ -12,6 +12,7 @@
 //! `target/sluice/<stack>/state.json` for components, the harness and `down`.
 
 mod apply;
+pub mod component;
 pub mod containers;
 mod error;
 mod external;
@@ -19,6 +20,7 @@ mod name;
 pub mod native;
 mod process;
 mod readiness;
+pub mod scratch;
 mod state;
 mod up;
 
@@ -57,6 +59,17 @@ pub async fn aws_config(aws: &Aws) -> aws_config::SdkConfig {
         );
     }
     loader.load().await
+}
+
+/// Applies `infra/snowflake/*.sql` (database, RAW tables, file format, stage) to a Snowflake;
+/// `*.real-account.sql` only when `real_account`.
+pub async fn apply_snowflake_ddl(config: snowflake::Config, real_account: bool) -> Result<()> {
+    apply::snowflake(&infra_dir(), config, real_account).await
+}
+
+/// Applies `infra/postgres/history.sql` to a PostgreSQL database.
+pub async fn apply_postgres_schema(url: &str) -> Result<()> {
+    apply::postgres(&infra_dir(), url).await
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,0 +1,65 @@
+use std::time::Duration;
+
+use crate::{BatcherError, FileFormat};
+
+/// A deliberate failure, for tests that prove no event is lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Stop dead after the first S3 put, before its SNS notice and before any SQS delete.
+    CrashAfterPut,
+}
+
+#[derive(Clone, Debug)]
+pub struct BatcherConfig {
+    pub queue_url: String,
+    pub bucket: String,
+    pub topic_arn: String,
+    /// Objects are written under `<key_prefix>/source=.../`.
+    pub key_prefix: String,
+    pub format: FileFormat,
+    /// Most records per handler invocation (the event-source mapping's batch size).
+    pub batch_size: usize,
+    /// Longest wait to fill a batch, counted from its first record.
+    pub batch_window: Duration,
+    /// Concurrent ReceiveMessage loops.
+    pub receivers: usize,
+    /// Handler invocations in flight at once.
+    pub concurrency: usize,
+    pub fault: Fault,
+}
+
+impl BatcherConfig {
+    pub fn defaults() -> Self {
+        Self {
+            queue_url: String::new(),
+            bucket: String::new(),
+            topic_arn: String::new(),
+            key_prefix: "raw".into(),
+            format: FileFormat::NdjsonGz,
+            batch_size: 500,
+            batch_window: Duration::from_secs(1),
+            receivers: 4,
+            concurrency: 2,
+            fault: Fault::None,
+        }
+    }
+
+    pub fn from_stack(state: &stack::State) -> Result<Self, BatcherError> {
+        let output = |key: &'static str| {
+            state
+                .aws
+                .outputs
+                .get(key)
+                .cloned()
+                .ok_or(BatcherError::MissingOutput(key))
+        };
+        Ok(Self {
+            queue_url: output("IngestQueueUrl")?,
+            bucket: output("BucketName")?,
+            topic_arn: output("RawFilesTopicArn")?,
+            ..Self::defaults()
+        })
+    }
+}

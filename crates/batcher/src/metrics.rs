@@ -1,0 +1,55 @@
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub records_in: AtomicU64,
+    pub events_in: AtomicU64,
+    pub poison_records: AtomicU64,
+    pub failed_records: AtomicU64,
+    pub objects_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub events_written: AtomicU64,
+    pub notices_published: AtomicU64,
+    pub deleted_records: AtomicU64,
+    pub invocations: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MetricsSnapshot {
+    /// SQS messages handed to the handler.
+    pub records_in: u64,
+    /// Events decoded from them.
+    pub events_in: u64,
+    /// Messages that are not events (left for the queue's redrive to its DLQ).
+    pub poison_records: u64,
+    /// Messages reported as batch item failures (poison included).
+    pub failed_records: u64,
+    pub objects_written: u64,
+    pub bytes_written: u64,
+    pub events_written: u64,
+    pub notices_published: u64,
+    /// SQS messages deleted after their events were written and announced.
+    pub deleted_records: u64,
+    pub invocations: u64,
+}
+
+impl Metrics {
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            records_in: self.records_in.load(Relaxed),
+            events_in: self.events_in.load(Relaxed),
+            poison_records: self.poison_records.load(Relaxed),
+            failed_records: self.failed_records.load(Relaxed),
+            objects_written: self.objects_written.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            events_written: self.events_written.load(Relaxed),
+            notices_published: self.notices_published.load(Relaxed),
+            deleted_records: self.deleted_records.load(Relaxed),
+            invocations: self.invocations.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

@@ -1,0 +1,245 @@
+//! The event-source mapping: receive from SQS, fill a batch up to `batch_size` records or
+//! `batch_window` after its first record, invoke the handler, delete exactly the records it did
+//! not report as failures. Failed records become visible again after the queue's visibility
+//! timeout; after `maxReceiveCount` receives the queue's redrive moves them to its DLQ.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use events::wire::PACKING_ATTRIBUTE;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::handler::{Handler, Record};
+use crate::metrics::Metrics;
+use crate::sink::Sink;
+use crate::{BatcherConfig, BatcherError, MetricsSnapshot};
+
+struct Received {
+    record: Record,
+    receipt_handle: String,
+}
+
+/// Polls until `shutdown` resolves (then handles what it holds and returns) or the handler
+/// crashes (an injected fault: returns the error, deleting nothing of that batch).
+pub async fn run<S: Sink + 'static>(
+    config: BatcherConfig,
+    sqs: aws_sdk_sqs::Client,
+    handler: Arc<Handler<S>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<MetricsSnapshot, BatcherError> {
+    if config.batch_size == 0 || config.receivers == 0 || config.concurrency == 0 {
+        return Err(BatcherError::Config(
+            "batch_size, receivers and concurrency must be at least 1".into(),
+        ));
+    }
+    let metrics = handler.metrics().clone();
+    let (tx, mut rx) = mpsc::channel::<Received>(config.batch_size.max(10) * 2);
+    let mut receivers = JoinSet::new();
+    for _ in 0..config.receivers {
+        receivers.spawn(receive_loop(
+            sqs.clone(),
+            config.queue_url.clone(),
+            tx.clone(),
+        ));
+    }
+    drop(tx);
+    tracing::info!(queue = %config.queue_url, batch_size = config.batch_size, batch_window = ?config.batch_window, "batcher polling");
+
+    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let mut invocations: JoinSet<Result<(), BatcherError>> = JoinSet::new();
+    let mut batch: Vec<Received> = Vec::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    tokio::pin!(shutdown);
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            Some(done) = invocations.join_next() => {
+                if let Err(e) = done.expect("an invocation panicked") {
+                    break Err(e);
+                }
+            }
+            () = sleep_until(deadline) => {
+                deadline = None;
+                let full = std::mem::take(&mut batch);
+                invoke(&mut invocations, &permits, &sqs, &config.queue_url, &handler, full).await;
+            }
+            received = rx.recv() => {
+                let Some(received) = received else {
+                    break Err(BatcherError::Config("every SQS receiver stopped".into()));
+                };
+                if batch.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + config.batch_window);
+                }
+                batch.push(received);
+                if batch.len() >= config.batch_size {
+                    deadline = None;
+                    let full = std::mem::take(&mut batch);
+                    invoke(&mut invocations, &permits, &sqs, &config.queue_url, &handler, full).await;
+                }
+            }
+        }
+    };
+    receivers.abort_all();
+    if outcome.is_ok() {
+        // What was already received is handled, not left to time out invisible.
+        while let Ok(received) = rx.try_recv() {
+            batch.push(received);
+        }
+        if !batch.is_empty() {
+            invoke(
+                &mut invocations,
+                &permits,
+                &sqs,
+                &config.queue_url,
+                &handler,
+                batch,
+            )
+            .await;
+        }
+    }
+    let mut first_error = outcome.err();
+    while let Some(done) = invocations.join_next().await {
+        if let Err(e) = done.expect("an invocation panicked") {
+            first_error.get_or_insert(e);
+        }
+    }
+    let snapshot = metrics.snapshot();
+    tracing::info!(?snapshot, "batcher stopped");
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(snapshot),
+    }
+}
+
+async fn invoke<S: Sink + 'static>(
+    invocations: &mut JoinSet<Result<(), BatcherError>>,
+    permits: &Arc<Semaphore>,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    handler: &Arc<Handler<S>>,
+    batch: Vec<Received>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let permit = permits
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let (sqs, queue_url, handler) = (sqs.clone(), queue_url.to_owned(), handler.clone());
+    invocations.spawn(async move {
+        let _permit = permit;
+        let records: Vec<Record> = batch.iter().map(|r| r.record.clone()).collect();
+        let response = handler.handle(&records).await?;
+        let failed: std::collections::HashSet<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let done: Vec<&Received> = batch
+            .iter()
+            .filter(|r| !failed.contains(r.record.message_id.as_str()))
+            .collect();
+        delete(&sqs, &queue_url, &done, handler.metrics()).await;
+        Ok(())
+    });
+}
+
+/// Deletes processed records. A failed delete is logged, not retried forever: the record comes
+/// back after its visibility timeout and is written again (a duplicate, never a loss).
+async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, done: &[&Received], metrics: &Metrics) {
+    for chunk in done.chunks(10) {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&r.receipt_handle)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        match sqs
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                Metrics::add(&metrics.deleted_records, out.successful().len() as u64);
+                for f in out.failed() {
+                    tracing::warn!(
+                        code = f.code(),
+                        message = f.message().unwrap_or(""),
+                        "SQS delete refused"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed")
+            }
+        }
+    }
+}
+
+async fn receive_loop(sqs: aws_sdk_sqs::Client, queue_url: String, tx: mpsc::Sender<Received>) {
+    let mut failures = 0u32;
+    loop {
+        let result = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names(PACKING_ATTRIBUTE)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                failures = 0;
+                for message in out.messages.unwrap_or_default() {
+                    if let Some(received) = to_received(message) {
+                        if tx.send(received).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), queue = %queue_url, "ReceiveMessage failed");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(failures.min(50)))).await;
+            }
+        }
+    }
+}
+
+fn to_received(message: Message) -> Option<Received> {
+    let packing = message
+        .message_attributes()
+        .and_then(|a| a.get(PACKING_ATTRIBUTE))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned);
+    Some(Received {
+        record: Record {
+            message_id: message.message_id?,
+            body: message.body.unwrap_or_default(),
+            packing,
+        },
+        receipt_handle: message.receipt_handle?,
+    })
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

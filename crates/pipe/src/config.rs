@@ -1,0 +1,22 @@
+use crate::PipeError;
+
+#[derive(Clone, Debug)]
+pub struct PipeConfig {
+    /// The queue S3 notifications arrive on (through SNS, or directly).
+    pub queue_url: String,
+    pub snowflake: snowflake::Config,
+}
+
+impl PipeConfig {
+    pub fn from_stack(state: &stack::State) -> Result<Self, PipeError> {
+        Ok(Self {
+            queue_url: state
+                .aws
+                .outputs
+                .get("SnowpipeNotifyQueueUrl")
+                .cloned()
+                .ok_or(PipeError::MissingOutput("SnowpipeNotifyQueueUrl"))?,
+            snowflake: state.snowflake.client_config()?,
+        })
+    }
+}

@@ -1,0 +1,57 @@
+use std::time::Duration;
+
+/// Everything the relay needs; built from a stack's state ([`RelayConfig::from_stack`]) or from
+/// the binary's flags.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    pub amqp_url: String,
+    /// The queues to consume (production: cards, orders, manufacturing).
+    pub queues: Vec<String>,
+    /// Unacknowledged deliveries the broker may push per consumer.
+    pub prefetch: u16,
+    pub sqs_queue_url: String,
+    /// Events per SQS message: 1 sends each envelope as is (production); more packs an
+    /// `EventBatch`.
+    pub pack: usize,
+    /// SendMessageBatch calls in flight at once.
+    pub max_in_flight: usize,
+    /// How long a partly filled batch may wait for more deliveries.
+    pub linger: Duration,
+    /// How long shutdown waits for in-flight sends before closing (the broker then requeues
+    /// whatever is still unacknowledged).
+    pub shutdown_grace: Duration,
+}
+
+pub const SOURCE_QUEUES: [&str; 3] = ["cards", "orders", "manufacturing"];
+
+impl RelayConfig {
+    /// The relay of a stack: its broker, its source queues and its ingest queue.
+    pub fn from_stack(state: &stack::State) -> Result<Self, crate::RelayError> {
+        let sqs_queue_url = state
+            .aws
+            .outputs
+            .get("IngestQueueUrl")
+            .cloned()
+            .ok_or(crate::RelayError::MissingOutput("IngestQueueUrl"))?;
+        Ok(Self {
+            amqp_url: state.rabbitmq.amqp_url.clone(),
+            queues: SOURCE_QUEUES.iter().map(|q| (*q).to_owned()).collect(),
+            sqs_queue_url,
+            ..Self::defaults()
+        })
+    }
+
+    /// Defaults for everything but the endpoints, which are left empty.
+    pub fn defaults() -> Self {
+        Self {
+            amqp_url: String::new(),
+            queues: SOURCE_QUEUES.iter().map(|q| (*q).to_owned()).collect(),
+            prefetch: 1000,
+            sqs_queue_url: String::new(),
+            pack: 1,
+            max_in_flight: 8,
+            linger: Duration::from_millis(20),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `relay`: forward events from RabbitMQ to SQS. See `relay --help`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use relay::{Metrics, RelayConfig};
+use stack::component::{self, AwsArgs, StackArgs};
+
+/// Consumes the source queues of RabbitMQ and forwards every event to the SQS ingest queue,
+/// acknowledging a message only after SQS accepted it. Bodies that are not events are rejected
+/// to the dead-letter exchange and counted. Stops cleanly on SIGTERM or Ctrl-C.
+///
+/// With `--stack`, endpoints come from a stack started by `cargo xtask up`; flags override them.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    stack: StackArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
+    /// RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/%2f [default: the stack's].
+    #[arg(long, env = "SLUICE_AMQP_URL", hide_env_values = true)]
+    amqp_url: Option<String>,
+    /// SQS queue URL to forward to [default: the stack's ingest queue].
+    #[arg(long, env = "SLUICE_INGEST_QUEUE_URL")]
+    sqs_queue_url: Option<String>,
+    /// Queues to consume.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cards,orders,manufacturing"
+    )]
+    queues: Vec<String>,
+    /// Unacknowledged deliveries RabbitMQ may push per queue.
+    #[arg(long, default_value_t = 1000)]
+    prefetch: u16,
+    /// Events per SQS message (1 = one envelope per message, as production does).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pack: u16,
+    /// SendMessageBatch calls in flight at once.
+    #[arg(long, default_value_t = 8)]
+    max_in_flight: usize,
+    /// How long a partly filled SQS batch waits for more messages.
+    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    linger: Duration,
+    /// On shutdown, how long to wait for in-flight sends before closing.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+    /// Write counters as JSON to this file every second and on exit.
+    #[arg(long)]
+    metrics_file: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    component::init_tracing();
+    let cli = Cli::parse();
+    let state = cli.stack.load().context("reading the stack state")?;
+    let mut config = match &state {
+        Some(state) => RelayConfig::from_stack(state)?,
+        None => RelayConfig::defaults(),
+    };
+    if let Some(url) = cli.amqp_url {
+        config.amqp_url = url;
+    }
+    if let Some(url) = cli.sqs_queue_url {
+        config.sqs_queue_url = url;
+    }
+    anyhow::ensure!(
+        !config.amqp_url.is_empty(),
+        "no RabbitMQ URL: pass --stack NAME or --amqp-url"
+    );
+    anyhow::ensure!(
+        !config.sqs_queue_url.is_empty(),
+        "no SQS queue: pass --stack NAME or --sqs-queue-url"
+    );
+    config.queues = cli.queues;
+    config.prefetch = cli.prefetch;
+    config.pack = cli.pack.into();
+    config.max_in_flight = cli.max_in_flight;
+    config.linger = cli.linger;
+    config.shutdown_grace = cli.shutdown_grace;
+
+    let aws = cli.aws.resolve(state.as_ref());
+    let sqs = aws_sdk_sqs::Client::new(&stack::aws_config(&aws).await);
+    let metrics = Arc::new(Metrics::default());
+    let writer = cli.metrics_file.clone().map(|path| {
+        let m = metrics.clone();
+        component::spawn_metrics_writer(path, Duration::from_secs(1), move || m.snapshot())
+    });
+    let result = relay::run(config, sqs, metrics.clone(), component::shutdown_signal()).await;
+    if let Some(writer) = writer {
+        writer.abort();
+    }
+    if let Some(path) = &cli.metrics_file {
+        component::write_json(path, &metrics.snapshot())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let snapshot = result?;
+    eprintln!(
+        "relay: received {}, forwarded {} in {} SQS messages, dead-lettered {}, acked {}",
+        snapshot.received,
+        snapshot.forwarded,
+        snapshot.sqs_messages,
+        snapshot.dead_lettered,
+        snapshot.acked
+    );
+    Ok(())
+}

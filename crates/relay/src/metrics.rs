@@ -1,0 +1,48 @@
+//! Counters the relay reports: in logs, in `--metrics-file`, and to the harness.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub sqs_messages: AtomicU64,
+    pub sqs_calls: AtomicU64,
+    pub sqs_retried_entries: AtomicU64,
+    pub acked: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MetricsSnapshot {
+    /// AMQP deliveries received.
+    pub received: u64,
+    /// Events SQS accepted.
+    pub forwarded: u64,
+    /// Deliveries rejected to the dead-letter exchange (bodies that are not events).
+    pub dead_lettered: u64,
+    pub sqs_messages: u64,
+    pub sqs_calls: u64,
+    /// Entries SQS refused once and the relay sent again.
+    pub sqs_retried_entries: u64,
+    /// Deliveries acknowledged to RabbitMQ.
+    pub acked: u64,
+}
+
+impl Metrics {
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            received: self.received.load(Relaxed),
+            forwarded: self.forwarded.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            sqs_messages: self.sqs_messages.load(Relaxed),
+            sqs_calls: self.sqs_calls.load(Relaxed),
+            sqs_retried_entries: self.sqs_retried_entries.load(Relaxed),
+            acked: self.acked.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

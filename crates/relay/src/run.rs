@@ -1,0 +1,248 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::acks::{AckTracker, Settlement};
+use crate::assemble::{Assembler, Batch, Limits};
+use crate::forward::{Backoff, send_until_accepted};
+use crate::{Metrics, MetricsSnapshot, RelayConfig, RelayError};
+
+/// Runs the relay until `shutdown` resolves or the broker connection fails.
+///
+/// On shutdown it stops taking deliveries, sends what it buffered, waits up to
+/// `shutdown_grace` for in-flight requests, acks what SQS accepted and closes the channel: the
+/// broker requeues every delivery that was not acknowledged, so nothing is lost.
+pub async fn run(
+    config: RelayConfig,
+    sqs: aws_sdk_sqs::Client,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<MetricsSnapshot, RelayError> {
+    if config.queues.is_empty() {
+        return Err(RelayError::Config("no queues to consume".into()));
+    }
+    if config.pack == 0 || config.max_in_flight == 0 || config.prefetch == 0 {
+        return Err(RelayError::Config(
+            "pack, max_in_flight and prefetch must be at least 1".into(),
+        ));
+    }
+    let connection =
+        lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default())
+            .await
+            .map_err(|source| RelayError::Connect {
+                url: redact(&config.amqp_url),
+                source,
+            })?;
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumers = Vec::new();
+    for queue in &config.queues {
+        let tag = format!("sluice-relay-{}-{queue}", std::process::id());
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|source| RelayError::Consume {
+                queue: queue.clone(),
+                source,
+            })?;
+        consumers.push(consumer);
+    }
+    tracing::info!(queues = ?config.queues, prefetch = config.prefetch, pack = config.pack, "relay consuming");
+    let mut deliveries = futures::stream::select_all(consumers);
+
+    let mut assembler = Assembler::new(Limits::sqs(config.pack));
+    let mut tracker = AckTracker::default();
+    let permits = Arc::new(Semaphore::new(config.max_in_flight));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<u64>>();
+    let mut linger_deadline: Option<tokio::time::Instant> = None;
+    let sender = Sender {
+        sqs,
+        queue_url: Arc::from(config.sqs_queue_url.as_str()),
+        metrics: metrics.clone(),
+        permits: permits.clone(),
+        done: done_tx,
+    };
+    tokio::pin!(shutdown);
+
+    let outcome: Result<(), RelayError> = loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            Some(tags) = done_rx.recv() => {
+                if let Err(e) = settle(&channel, &mut tracker, &metrics, tags, Settlement::Forwarded).await {
+                    break Err(e);
+                }
+            }
+            () = sleep_until(linger_deadline) => {
+                linger_deadline = None;
+                if let Some(batch) = assembler.flush() {
+                    sender.dispatch(batch).await;
+                }
+            }
+            next = deliveries.next() => {
+                let delivery = match next {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => break Err(e.into()),
+                    None => break Err(RelayError::Config("the broker cancelled the consumers".into())),
+                };
+                Metrics::add(&metrics.received, 1);
+                let tag = delivery.delivery_tag;
+                let ready = match events::Event::decode(&delivery.data) {
+                    Ok(_) => assembler.push(tag, &delivery.data).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match ready {
+                    Ok(batches) => {
+                        for batch in batches {
+                            sender.dispatch(batch).await;
+                        }
+                        if assembler.is_empty() {
+                            linger_deadline = None;
+                        } else if linger_deadline.is_none() {
+                            linger_deadline = Some(tokio::time::Instant::now() + config.linger);
+                        }
+                    }
+                    Err(reason) => {
+                        tracing::warn!(tag, %reason, bytes = delivery.data.len(), "not an event; dead-lettering");
+                        if let Err(e) = channel.basic_reject(tag, BasicRejectOptions { requeue: false }).await {
+                            break Err(e.into());
+                        }
+                        Metrics::add(&metrics.dead_lettered, 1);
+                        if let Err(e) = settle(&channel, &mut tracker, &metrics, vec![tag], Settlement::Rejected).await {
+                            break Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    // Stop intake first; what the broker pushed but we never took is requeued on close.
+    drop(deliveries);
+    if outcome.is_ok() {
+        if let Some(batch) = assembler.flush() {
+            sender.dispatch(batch).await;
+        }
+        let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+        while permits.available_permits() < config.max_in_flight || !done_rx.is_empty() {
+            tokio::select! {
+                Some(tags) = done_rx.recv() => {
+                    settle(&channel, &mut tracker, &metrics, tags, Settlement::Forwarded).await?;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!("shutdown grace over with sends in flight; the broker requeues their messages");
+                    break;
+                }
+                () = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+            }
+        }
+    }
+    let _ = channel.close(200, "relay stopping".into()).await;
+    let _ = connection.close(200, "relay stopping".into()).await;
+    let snapshot = metrics.snapshot();
+    tracing::info!(?snapshot, "relay stopped");
+    outcome.map(|()| snapshot)
+}
+
+async fn settle(
+    channel: &lapin::Channel,
+    tracker: &mut AckTracker,
+    metrics: &Metrics,
+    tags: Vec<u64>,
+    how: Settlement,
+) -> Result<(), RelayError> {
+    let mut last = None;
+    for tag in tags {
+        if let Some(ack) = tracker.settle(tag, how) {
+            Metrics::add(&metrics.acked, ack.count);
+            last = Some(ack.up_to);
+        }
+    }
+    if let Some(up_to) = last {
+        channel
+            .basic_ack(up_to, BasicAckOptions { multiple: true })
+            .await?;
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Sender {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: Arc<str>,
+    metrics: Arc<Metrics>,
+    permits: Arc<Semaphore>,
+    done: mpsc::UnboundedSender<Vec<u64>>,
+}
+
+impl Sender {
+    /// Starts sending a request once fewer than `max_in_flight` are under way.
+    async fn dispatch(&self, batch: Batch) {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let sqs = self.sqs.clone();
+        let queue_url = self.queue_url.clone();
+        let metrics = self.metrics.clone();
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            send_until_accepted(
+                &sqs,
+                &queue_url,
+                batch,
+                Backoff::default(),
+                &metrics,
+                |tags| {
+                    // The loop may be gone at shutdown; its channel close requeues these.
+                    let _ = done.send(tags);
+                },
+            )
+            .await;
+            drop(permit);
+        });
+    }
+}
+
+/// The URL without its password, for error messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("amqp://sluice:secret@127.0.0.1:5672/%2f"),
+            "amqp://sluice:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(super::redact("amqp://127.0.0.1"), "amqp://127.0.0.1");
+    }
+}
