@@ -132,3 +132,27 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn publish_refuses_what_it_cannot_do_before_connecting() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["--publish", "--out", "x.ndjson"], "cannot be used with"),
+        (&["--unpaced"], "--publish"),
+        (
+            &["--publish", "--part", "history"],
+            "history cannot be published",
+        ),
+        (
+            &["--publish", "--stack", "no-such-stack-here"],
+            "no-such-stack-here",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["gen", "--scenario", "scenarios/smoke.toml"];
+        args.extend_from_slice(extra);
+        let out = xtask(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} must fail");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}

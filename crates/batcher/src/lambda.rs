@@ -25,7 +25,10 @@ fn records(event: SqsEvent) -> Vec<Record> {
 pub async fn serve<S: Sink + 'static>(handler: Handler<S>) -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = handler.handle(&records(event.payload)).await?;
+        let response = handler
+            .handle(&records(event.payload))
+            .await
+            .map_err(lambda_runtime::Error::from)?;
         let mut out = SqsBatchResponse::default();
         out.batch_item_failures = response
             .batch_item_failures
@@ -36,7 +39,7 @@ pub async fn serve<S: Sink + 'static>(handler: Handler<S>) -> Result<(), lambda_
                 failure
             })
             .collect();
-        Ok::<_, crate::BatcherError>(out)
+        Ok::<_, lambda_runtime::Error>(out)
     }))
     .await
 }

@@ -205,10 +205,10 @@ async fn receive_loop(sqs: aws_sdk_sqs::Client, queue_url: String, tx: mpsc::Sen
             Ok(out) => {
                 failures = 0;
                 for message in out.messages.unwrap_or_default() {
-                    if let Some(received) = to_received(message) {
-                        if tx.send(received).await.is_err() {
-                            return;
-                        }
+                    if let Some(received) = to_received(message)
+                        && tx.send(received).await.is_err()
+                    {
+                        return;
                     }
                 }
             }

@@ -71,18 +71,16 @@ pub async fn run(
                     true
                 }
             };
-            if done {
-                if let Some(handle) = message.receipt_handle() {
-                    if let Err(e) = sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                    {
-                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessage failed; the notice will come back and be skipped");
-                    }
-                }
+            if done
+                && let Some(handle) = message.receipt_handle()
+                && let Err(e) = sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+            {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessage failed; the notice will come back and be skipped");
             }
         }
     }

@@ -7,7 +7,9 @@ pub struct RelayConfig {
     pub amqp_url: String,
     /// The queues to consume (production: cards, orders, manufacturing).
     pub queues: Vec<String>,
-    /// Unacknowledged deliveries the broker may push per consumer.
+    /// Unacknowledged deliveries the broker may push per consumer. It bounds throughput: a
+    /// delivery stays unacked for an SQS round trip, so it should cover `max_in_flight` full
+    /// requests ([`RelayConfig::auto_prefetch`]).
     pub prefetch: u16,
     pub sqs_queue_url: String,
     /// Events per SQS message: 1 sends each envelope as is (production); more packs an
@@ -41,6 +43,12 @@ impl RelayConfig {
         })
     }
 
+    /// Enough prefetch to keep `max_in_flight` requests of 10 entries of `pack` events busy from
+    /// one queue, at least 1,000.
+    pub fn auto_prefetch(pack: usize, max_in_flight: usize) -> u16 {
+        (pack.max(1) * 10 * max_in_flight.max(1)).clamp(1000, usize::from(u16::MAX)) as u16
+    }
+
     /// Defaults for everything but the endpoints, which are left empty.
     pub fn defaults() -> Self {
         Self {
@@ -53,5 +61,17 @@ impl RelayConfig {
             linger: Duration::from_millis(20),
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RelayConfig;
+
+    #[test]
+    fn auto_prefetch_covers_the_requests_in_flight() {
+        assert_eq!(RelayConfig::auto_prefetch(1, 8), 1000);
+        assert_eq!(RelayConfig::auto_prefetch(100, 8), 8000);
+        assert_eq!(RelayConfig::auto_prefetch(1000, 8), u16::MAX);
     }
 }

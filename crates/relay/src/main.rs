@@ -34,9 +34,10 @@ struct Cli {
         default_value = "cards,orders,manufacturing"
     )]
     queues: Vec<String>,
-    /// Unacknowledged deliveries RabbitMQ may push per queue.
-    #[arg(long, default_value_t = 1000)]
-    prefetch: u16,
+    /// Unacknowledged deliveries RabbitMQ may push per queue [default: enough for
+    /// --max-in-flight full requests: pack x 10 x max-in-flight, at least 1000].
+    #[arg(long)]
+    prefetch: Option<u16>,
     /// Events per SQS message (1 = one envelope per message, as production does).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pack: u16,
@@ -78,7 +79,9 @@ async fn main() -> Result<()> {
         "no SQS queue: pass --stack NAME or --sqs-queue-url"
     );
     config.queues = cli.queues;
-    config.prefetch = cli.prefetch;
+    config.prefetch = cli
+        .prefetch
+        .unwrap_or_else(|| RelayConfig::auto_prefetch(cli.pack.into(), cli.max_in_flight));
     config.pack = cli.pack.into();
     config.max_in_flight = cli.max_in_flight;
     config.linger = cli.linger;

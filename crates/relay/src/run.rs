@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
 use lapin::types::FieldTable;
 use tokio::sync::{Semaphore, mpsc};
@@ -61,17 +61,22 @@ pub async fn run(
     tracing::info!(queues = ?config.queues, prefetch = config.prefetch, pack = config.pack, "relay consuming");
     let mut deliveries = futures::stream::select_all(consumers);
 
-    let mut assembler = Assembler::new(Limits::sqs(config.pack));
     let mut tracker = AckTracker::default();
     let permits = Arc::new(Semaphore::new(config.max_in_flight));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Vec<u64>>();
-    let mut linger_deadline: Option<tokio::time::Instant> = None;
-    let sender = Sender {
-        sqs,
-        queue_url: Arc::from(config.sqs_queue_url.as_str()),
+    let mut intake = Intake {
+        channel: channel.clone(),
+        assembler: Assembler::new(Limits::sqs(config.pack)),
+        linger: config.linger,
+        linger_deadline: None,
         metrics: metrics.clone(),
-        permits: permits.clone(),
-        done: done_tx,
+        sender: Sender {
+            sqs,
+            queue_url: Arc::from(config.sqs_queue_url.as_str()),
+            metrics: metrics.clone(),
+            permits: permits.clone(),
+            done: done_tx,
+        },
     };
     tokio::pin!(shutdown);
 
@@ -80,49 +85,41 @@ pub async fn run(
             biased;
             () = &mut shutdown => break Ok(()),
             Some(tags) = done_rx.recv() => {
-                if let Err(e) = settle(&channel, &mut tracker, &metrics, tags, Settlement::Forwarded).await {
+                if let Err(e) = settle(&intake.channel, &mut tracker, &metrics, tags, Settlement::Forwarded).await {
                     break Err(e);
                 }
             }
-            () = sleep_until(linger_deadline) => {
-                linger_deadline = None;
-                if let Some(batch) = assembler.flush() {
-                    sender.dispatch(batch).await;
+            () = sleep_until(intake.linger_deadline) => {
+                intake.linger_deadline = None;
+                if let Some(batch) = intake.assembler.flush() {
+                    intake.sender.dispatch(batch).await;
                 }
             }
             next = deliveries.next() => {
-                let delivery = match next {
-                    Some(Ok(d)) => d,
-                    Some(Err(e)) => break Err(e.into()),
-                    None => break Err(RelayError::Config("the broker cancelled the consumers".into())),
-                };
-                Metrics::add(&metrics.received, 1);
-                let tag = delivery.delivery_tag;
-                let ready = match events::Event::decode(&delivery.data) {
-                    Ok(_) => assembler.push(tag, &delivery.data).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                match ready {
-                    Ok(batches) => {
-                        for batch in batches {
-                            sender.dispatch(batch).await;
-                        }
-                        if assembler.is_empty() {
-                            linger_deadline = None;
-                        } else if linger_deadline.is_none() {
-                            linger_deadline = Some(tokio::time::Instant::now() + config.linger);
-                        }
+                // Take whatever else is already buffered before going back to select!: one
+                // wake-up per burst rather than per message.
+                let mut next = next;
+                let mut taken = 0;
+                let step = loop {
+                    let delivery = match next {
+                        Some(Ok(d)) => d,
+                        Some(Err(e)) => break Err(e.into()),
+                        None => break Err(RelayError::Config("the broker cancelled the consumers".into())),
+                    };
+                    if let Err(e) = intake.take(delivery, &mut tracker).await {
+                        break Err(e);
                     }
-                    Err(reason) => {
-                        tracing::warn!(tag, %reason, bytes = delivery.data.len(), "not an event; dead-lettering");
-                        if let Err(e) = channel.basic_reject(tag, BasicRejectOptions { requeue: false }).await {
-                            break Err(e.into());
-                        }
-                        Metrics::add(&metrics.dead_lettered, 1);
-                        if let Err(e) = settle(&channel, &mut tracker, &metrics, vec![tag], Settlement::Rejected).await {
-                            break Err(e);
-                        }
+                    taken += 1;
+                    if taken == BURST {
+                        break Ok(());
                     }
+                    match deliveries.next().now_or_never() {
+                        Some(n) => next = n,
+                        None => break Ok(()),
+                    }
+                };
+                if let Err(e) = step {
+                    break Err(e);
                 }
             }
         }
@@ -131,8 +128,8 @@ pub async fn run(
     // Stop intake first; what the broker pushed but we never took is requeued on close.
     drop(deliveries);
     if outcome.is_ok() {
-        if let Some(batch) = assembler.flush() {
-            sender.dispatch(batch).await;
+        if let Some(batch) = intake.assembler.flush() {
+            intake.sender.dispatch(batch).await;
         }
         let deadline = tokio::time::Instant::now() + config.shutdown_grace;
         while permits.available_permits() < config.max_in_flight || !done_rx.is_empty() {
@@ -153,6 +150,66 @@ pub async fn run(
     let snapshot = metrics.snapshot();
     tracing::info!(?snapshot, "relay stopped");
     outcome.map(|()| snapshot)
+}
+
+/// Deliveries taken per wake-up at most, so acks and linger are never starved.
+const BURST: usize = 256;
+
+/// Everything that handles one delivery.
+struct Intake {
+    channel: lapin::Channel,
+    assembler: Assembler,
+    linger: std::time::Duration,
+    linger_deadline: Option<tokio::time::Instant>,
+    metrics: Arc<Metrics>,
+    sender: Sender,
+}
+
+impl Intake {
+    /// Checks a delivery against the contract and packs it, or dead-letters it.
+    async fn take(
+        &mut self,
+        delivery: lapin::message::Delivery,
+        tracker: &mut AckTracker,
+    ) -> Result<(), RelayError> {
+        Metrics::add(&self.metrics.received, 1);
+        let tag = delivery.delivery_tag;
+        let ready = match events::Event::decode(&delivery.data) {
+            Ok(_) => self
+                .assembler
+                .push(tag, &delivery.data)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match ready {
+            Ok(batches) => {
+                for batch in batches {
+                    self.sender.dispatch(batch).await;
+                }
+                if self.assembler.is_empty() {
+                    self.linger_deadline = None;
+                } else if self.linger_deadline.is_none() {
+                    self.linger_deadline = Some(tokio::time::Instant::now() + self.linger);
+                }
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::warn!(tag, %reason, bytes = delivery.data.len(), "not an event; dead-lettering");
+                self.channel
+                    .basic_reject(tag, BasicRejectOptions { requeue: false })
+                    .await?;
+                Metrics::add(&self.metrics.dead_lettered, 1);
+                settle(
+                    &self.channel,
+                    tracker,
+                    &self.metrics,
+                    vec![tag],
+                    Settlement::Rejected,
+                )
+                .await
+            }
+        }
+    }
 }
 
 async fn settle(
