@@ -104,19 +104,13 @@ async fn main() -> Result<()> {
         },
         metrics.clone(),
     ));
-    let writer = cli.metrics_file.clone().map(|path| {
+    let metrics_file = component::MetricsFile::start(cli.metrics_file.clone(), {
         let m = metrics.clone();
-        component::spawn_metrics_writer(path, Duration::from_secs(1), move || m.snapshot())
+        move || m.snapshot()
     });
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let result = batcher::poller::run(config, sqs, handler, component::shutdown_signal()).await;
-    if let Some(writer) = writer {
-        writer.abort();
-    }
-    if let Some(path) = &cli.metrics_file {
-        component::write_json(path, &metrics.snapshot())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    metrics_file.finish()?;
     if let Err(e @ BatcherError::InjectedCrash { .. }) = &result {
         // A crash, not a shutdown: no cleanup, no deletes.
         eprintln!("batcher: {e}");

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -57,9 +56,9 @@ async fn main() -> Result<()> {
         .context("connecting to Snowflake")?;
     let loader = Loader::new(client, s3).await?;
     let metrics = Arc::new(Metrics::default());
-    let writer = cli.metrics_file.clone().map(|path| {
+    let metrics_file = component::MetricsFile::start(cli.metrics_file.clone(), {
         let m = metrics.clone();
-        component::spawn_metrics_writer(path, Duration::from_secs(1), move || m.snapshot())
+        move || m.snapshot()
     });
     let result = pipe::poller::run(
         &config.queue_url,
@@ -70,13 +69,7 @@ async fn main() -> Result<()> {
     )
     .await;
     loader.close().await;
-    if let Some(writer) = writer {
-        writer.abort();
-    }
-    if let Some(path) = &cli.metrics_file {
-        component::write_json(path, &metrics.snapshot())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    metrics_file.finish()?;
     let s = result?;
     eprintln!(
         "pipe: {} files loaded ({} rows), {} skipped as already loaded, {} failed",

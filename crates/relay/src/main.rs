@@ -90,18 +90,12 @@ async fn main() -> Result<()> {
     let aws = cli.aws.resolve(state.as_ref());
     let sqs = aws_sdk_sqs::Client::new(&stack::aws_config(&aws).await);
     let metrics = Arc::new(Metrics::default());
-    let writer = cli.metrics_file.clone().map(|path| {
+    let metrics_file = component::MetricsFile::start(cli.metrics_file.clone(), {
         let m = metrics.clone();
-        component::spawn_metrics_writer(path, Duration::from_secs(1), move || m.snapshot())
+        move || m.snapshot()
     });
     let result = relay::run(config, sqs, metrics.clone(), component::shutdown_signal()).await;
-    if let Some(writer) = writer {
-        writer.abort();
-    }
-    if let Some(path) = &cli.metrics_file {
-        component::write_json(path, &metrics.snapshot())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
+    metrics_file.finish()?;
     let snapshot = result?;
     eprintln!(
         "relay: received {}, forwarded {} in {} SQS messages, dead-lettered {}, acked {}",
