@@ -228,11 +228,7 @@ max_lateness = "3d"
         .unwrap();
         scenario.max_events = Some(n as u64);
         synth::Generator::new(&scenario, Some(seed))
-            .stream()
-            .filter_map(|e| match e.body {
-                synth::Body::Event(event) => Some(event),
-                _ => None,
-            })
+            .first_events()
             .take(n)
             .collect()
     }

@@ -1,6 +1,5 @@
 //! `batcher`: SQS -> partitioned objects in S3 -> SNS. See `batcher --help`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use batcher::handler::{Handler, HandlerConfig};
 use batcher::sink::AwsSink;
 use batcher::{BatcherConfig, BatcherError, Fault, FileFormat, Metrics};
 use clap::Parser;
-use stack::component::{self, AwsArgs, StackArgs};
+use stack::component::{self, AwsArgs, MetricsArgs, StackArgs};
 
 /// Polls the SQS ingest queue as Lambda's event-source mapping would, and for each batch writes
 /// one object per source and event date to
@@ -55,9 +54,8 @@ struct Cli {
     /// before any delete.
     #[arg(long, value_enum, default_value = "none", hide = true)]
     fault: Fault,
-    /// Write counters as JSON to this file every second and on exit.
-    #[arg(long)]
-    metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[tokio::main]
@@ -104,7 +102,7 @@ async fn main() -> Result<()> {
         },
         metrics.clone(),
     ));
-    let metrics_file = component::MetricsFile::start(cli.metrics_file.clone(), {
+    let metrics_file = component::MetricsFile::start(cli.metrics.metrics_file.clone(), {
         let m = metrics.clone();
         move || m.snapshot()
     });

@@ -178,11 +178,7 @@ fn events(n: usize, seed: u64) -> Vec<events::Event> {
     ))
     .unwrap();
     synth::Generator::new(&scenario, Some(seed))
-        .stream()
-        .filter_map(|e| match e.body {
-            synth::Body::Event(e) => Some(e),
-            _ => None,
-        })
+        .first_events()
         .take(n)
         .collect()
 }

@@ -1,12 +1,11 @@
 //! `pipe`: emulated Snowpipe. See `pipe --help`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use pipe::{Loader, Metrics, PipeConfig};
-use stack::component::{self, AwsArgs, StackArgs};
+use stack::component::{self, AwsArgs, MetricsArgs, StackArgs};
 
 /// Emulated Snowpipe for the emulator profile: polls the notification queue (SNS-enveloped or
 /// raw S3 events; `s3:TestEvent` is skipped), and loads each new object once into
@@ -26,9 +25,8 @@ struct Cli {
     /// Notification queue to poll [default: the stack's snowpipe-notify queue].
     #[arg(long, env = "SLUICE_NOTIFY_QUEUE_URL")]
     queue_url: Option<String>,
-    /// Write counters as JSON to this file every second and on exit.
-    #[arg(long)]
-    metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[tokio::main]
@@ -56,7 +54,7 @@ async fn main() -> Result<()> {
         .context("connecting to Snowflake")?;
     let loader = Loader::new(client, s3).await?;
     let metrics = Arc::new(Metrics::default());
-    let metrics_file = component::MetricsFile::start(cli.metrics_file.clone(), {
+    let metrics_file = component::MetricsFile::start(cli.metrics.metrics_file.clone(), {
         let m = metrics.clone();
         move || m.snapshot()
     });

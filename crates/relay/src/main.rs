@@ -1,13 +1,12 @@
 //! `relay`: forward events from RabbitMQ to SQS. See `relay --help`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use relay::{Metrics, RelayConfig};
-use stack::component::{self, AwsArgs, StackArgs};
+use stack::component::{self, AwsArgs, MetricsArgs, StackArgs};
 
 /// Consumes the source queues of RabbitMQ and forwards every event to the SQS ingest queue,
 /// acknowledging a message only after SQS accepted it. Bodies that are not events are rejected
@@ -50,9 +49,8 @@ struct Cli {
     /// On shutdown, how long to wait for in-flight sends before closing.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
-    /// Write counters as JSON to this file every second and on exit.
-    #[arg(long)]
-    metrics_file: Option<PathBuf>,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[tokio::main]
@@ -90,7 +88,7 @@ async fn main() -> Result<()> {
     let aws = cli.aws.resolve(state.as_ref());
     let sqs = aws_sdk_sqs::Client::new(&stack::aws_config(&aws).await);
     let metrics = Arc::new(Metrics::default());
-    let metrics_file = component::MetricsFile::start(cli.metrics_file.clone(), {
+    let metrics_file = component::MetricsFile::start(cli.metrics.metrics_file.clone(), {
         let m = metrics.clone();
         move || m.snapshot()
     });

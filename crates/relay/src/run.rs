@@ -34,7 +34,7 @@ pub async fn run(
         lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default())
             .await
             .map_err(|source| RelayError::Connect {
-                url: redact(&config.amqp_url),
+                url: stack::redact_url(&config.amqp_url),
                 source,
             })?;
     let channel = connection.create_channel().await?;
@@ -277,29 +277,5 @@ impl Sender {
             .await;
             drop(permit);
         });
-    }
-}
-
-/// The URL without its password, for error messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact("amqp://sluice:secret@127.0.0.1:5672/%2f"),
-            "amqp://sluice:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(super::redact("amqp://127.0.0.1"), "amqp://127.0.0.1");
     }
 }

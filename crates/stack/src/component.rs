@@ -52,6 +52,14 @@ impl AwsArgs {
     }
 }
 
+/// `--metrics-file FILE`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Write counters as JSON to this file every second and on exit.
+    #[arg(long)]
+    pub metrics_file: Option<PathBuf>,
+}
+
 /// Structured logs on stderr; `RUST_LOG` overrides the level (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

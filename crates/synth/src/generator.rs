@@ -205,6 +205,14 @@ impl Generator {
         std::iter::from_fn(move || self.next_emission())
     }
 
+    /// The stream's events at their first emission: no duplicates, no poison bodies.
+    pub fn first_events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        self.stream().filter_map(|e| match e.body {
+            Body::Event(event) => Some(event),
+            Body::Duplicate(_) | Body::Poison(_) => None,
+        })
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
