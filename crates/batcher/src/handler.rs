@@ -97,10 +97,7 @@ impl<S: Sink> Handler<S> {
         while let Some(result) = results.next().await {
             match result {
                 Ok(()) => {}
-                Err((indices, BatcherError::InjectedCrash { key })) => {
-                    let _ = indices;
-                    return Err(BatcherError::InjectedCrash { key });
-                }
+                Err((_, crash @ BatcherError::InjectedCrash { .. })) => return Err(crash),
                 Err((indices, e)) => {
                     tracing::warn!(error = %e, records = indices.len(), "group not written; its records will be retried");
                     failed.extend(indices);

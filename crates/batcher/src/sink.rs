@@ -31,12 +31,7 @@ pub struct AwsSink {
 
 impl AwsSink {
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, topic_arn: String) -> Self {
-        // Path-style addressing: LocalStack has no per-bucket DNS names.
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(sdk)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = stack::s3_client(sdk);
         Self {
             s3,
             sns: aws_sdk_sns::Client::new(sdk),

@@ -304,11 +304,7 @@ async fn bench(args: &Args, stack: &ScratchStack) {
     );
 
     // Pipe: every object the batcher announced.
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = stack::s3_client(&sdk);
     let sf = snowflake::Client::connect(stack.state.snowflake.client_config().unwrap())
         .await
         .unwrap();

@@ -43,11 +43,7 @@ async fn main() -> Result<()> {
         config.queue_url = url;
     }
     let sdk = stack::aws_config(&cli.aws.resolve(Some(&state))).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = stack::s3_client(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let client = snowflake::Client::connect(config.snowflake.clone())
         .await

@@ -42,11 +42,7 @@ impl Fixture {
             .unwrap()
             .queue_url
             .unwrap();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = stack::s3_client(&sdk);
         Self {
             bucket: stack.output("BucketName").to_owned(),
             _stack: stack,

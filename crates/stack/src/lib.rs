@@ -72,6 +72,16 @@ pub async fn apply_postgres_schema(url: &str) -> Result<()> {
     apply::postgres(&infra_dir(), url).await
 }
 
+/// An S3 client for an SDK config from [`aws_config`]: path-style addressing, because LocalStack
+/// has no per-bucket DNS names (real S3 accepts it too).
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DownOptions {
     /// Keep data and logs under `target/sluice/<stack>/` (the state file is removed).

@@ -100,11 +100,7 @@ async fn receive_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Strin
 async fn aws_round_trips(state: &State) {
     let sdk = stack::aws_config(&state.aws).await;
     let outputs = &state.aws.outputs;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = stack::s3_client(&sdk);
     let bucket = &outputs["BucketName"];
     s3.put_object()
         .bucket(bucket)
