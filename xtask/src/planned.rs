@@ -14,7 +14,7 @@ impl Args {
     pub fn run(self, name: &str) -> anyhow::Result<()> {
         bail!(
             "`cargo xtask {name}` is planned but not built yet; see ARCHITECTURE.md in the shared \
-             design notes and the open issues. Available now: `cargo xtask gen`."
+             design notes and the open issues. Available now: gen, up, down, status, env, sql and e2e."
         )
     }
 }

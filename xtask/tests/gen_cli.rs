@@ -114,13 +114,37 @@ fn unknown_key_is_rejected_with_its_name() {
 
 #[test]
 fn planned_commands_say_so_and_fail() {
-    for cmd in ["e2e", "load-test", "ci"] {
+    for cmd in ["load-test", "ci"] {
         let run = xtask(&[cmd]);
         assert!(!run.status.success(), "{cmd} must not pretend to work");
         assert!(String::from_utf8_lossy(&run.stderr).contains("planned but not built yet"));
     }
     let help = String::from_utf8(xtask(&["--help"]).stdout).unwrap();
     assert!(help.contains("[planned]") && help.contains("gen"), "{help}");
+}
+
+#[test]
+fn e2e_rejects_a_malformed_scenario_before_starting_anything() {
+    let dir = tempdir();
+    let file = dir.join("broken.toml");
+    std::fs::write(
+        &file,
+        "name = \"broken\"\nduration = \"10s\"\n[rates]\ncards = -1\n",
+    )
+    .unwrap();
+    let run = xtask(&[
+        "e2e",
+        "--scenario",
+        file.to_str().unwrap(),
+        "--stack",
+        "never-started",
+    ]);
+    assert!(!run.status.success());
+    let err = String::from_utf8(run.stderr).unwrap();
+    assert!(err.contains("broken.toml"), "{err}");
+    assert!(!err.contains("building relay"), "nothing started: {err}");
+    let state = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sluice/never-started");
+    assert!(!state.exists(), "no stack was brought up");
 }
 
 fn tempdir() -> PathBuf {

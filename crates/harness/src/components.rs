@@ -1,0 +1,272 @@
+//! The pipeline's components as child processes: relay, batcher and pipe, each started against
+//! the stack with `--stack`, its logs in a file and its counters in a `--metrics-file`, and
+//! stopped with SIGTERM (as an orchestrator would), so each flushes and writes final counters.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use stack::StackName;
+use synth::Scenario;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error(
+        "the {name} binary is missing at {}: build it with `cargo build -p relay -p batcher -p pipe --bins`",
+        path.display()
+    )]
+    Missing { name: &'static str, path: PathBuf },
+    #[error("starting {name} ({}): {source}", path.display())]
+    Spawn {
+        name: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{name} exited early with {status}; last lines of {}:\n{tail}", log.display())]
+    Exited {
+        name: &'static str,
+        status: std::process::ExitStatus,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the component executables are.
+#[derive(Clone, Debug)]
+pub struct ComponentBinaries {
+    pub relay: PathBuf,
+    pub batcher: PathBuf,
+    pub pipe: PathBuf,
+}
+
+impl ComponentBinaries {
+    /// The executables in a cargo output folder such as `target/debug`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            relay: dir.join("relay"),
+            batcher: dir.join("batcher"),
+            pipe: dir.join("pipe"),
+        }
+    }
+
+    /// For integration tests: the binaries cargo built next to the running test
+    /// (`target/debug/deps/<test>` -> `target/debug`). `cargo test --workspace` builds them,
+    /// since each component's own integration tests need them.
+    pub fn beside_current_exe() -> Result<Self, ComponentError> {
+        let exe = std::env::current_exe().map_err(|source| ComponentError::Io {
+            context: "locating the running test".into(),
+            source,
+        })?;
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or_else(|| Path::new("."));
+        let binaries = Self::in_dir(dir);
+        binaries.check()?;
+        Ok(binaries)
+    }
+
+    pub fn check(&self) -> Result<(), ComponentError> {
+        for (name, path) in self.named() {
+            if !path.is_file() {
+                return Err(ComponentError::Missing {
+                    name,
+                    path: path.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn named(&self) -> [(&'static str, &PathBuf); 3] {
+        [
+            ("relay", &self.relay),
+            ("batcher", &self.batcher),
+            ("pipe", &self.pipe),
+        ]
+    }
+}
+
+/// The scenario's `[pipeline]` settings as component flags.
+fn flags(name: &str, scenario: &Scenario) -> Vec<String> {
+    let p = &scenario.pipeline;
+    match name {
+        "relay" => vec![
+            "--pack".into(),
+            p.pack.clamp(1, u32::from(u16::MAX)).to_string(),
+            "--prefetch".into(),
+            p.prefetch.to_string(),
+        ],
+        "batcher" => vec![
+            "--batch-size".into(),
+            p.batch_size.to_string(),
+            "--batch-window".into(),
+            format!("{}ms", p.batch_window.get().as_millis()),
+            "--format".into(),
+            match p.file_format {
+                synth::FileFormat::Ndjson => "ndjson".into(),
+                synth::FileFormat::Parquet => "parquet".into(),
+            },
+        ],
+        _ => Vec::new(),
+    }
+}
+
+struct Child {
+    name: &'static str,
+    process: tokio::process::Child,
+    metrics: PathBuf,
+    log: PathBuf,
+}
+
+/// Counters the components last wrote (None until a component's first write).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct ComponentMetrics {
+    pub relay: Option<relay::MetricsSnapshot>,
+    pub batcher: Option<batcher::MetricsSnapshot>,
+    pub pipe: Option<pipe::MetricsSnapshot>,
+}
+
+/// Running components. Dropping this kills them (SIGKILL); [`Components::stop`] is the clean way.
+pub struct Components {
+    children: Vec<Child>,
+}
+
+impl Components {
+    /// Starts relay, batcher and pipe against `stack` (whose state lives under `root`), with
+    /// logs and metrics files in `work_dir`.
+    pub fn start(
+        binaries: &ComponentBinaries,
+        root: &Path,
+        stack: &StackName,
+        scenario: &Scenario,
+        work_dir: &Path,
+    ) -> Result<Self, ComponentError> {
+        binaries.check()?;
+        std::fs::create_dir_all(work_dir).map_err(|source| ComponentError::Io {
+            context: format!("creating {}", work_dir.display()),
+            source,
+        })?;
+        let mut children = Vec::new();
+        for (name, path) in binaries.named() {
+            let metrics = work_dir.join(format!("{name}.metrics.json"));
+            let log = work_dir.join(format!("{name}.log"));
+            let _ = std::fs::remove_file(&metrics);
+            let file = std::fs::File::create(&log).map_err(|source| ComponentError::Io {
+                context: format!("creating {}", log.display()),
+                source,
+            })?;
+            let process = tokio::process::Command::new(path)
+                .arg("--stack")
+                .arg(stack.as_str())
+                .arg("--root")
+                .arg(root)
+                .arg("--metrics-file")
+                .arg(&metrics)
+                .args(flags(name, scenario))
+                .env(
+                    "RUST_LOG",
+                    std::env::var("SLUICE_COMPONENT_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(file)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|source| ComponentError::Spawn {
+                    name,
+                    path: path.clone(),
+                    source,
+                })?;
+            children.push(Child {
+                name,
+                process,
+                metrics,
+                log,
+            });
+        }
+        Ok(Self { children })
+    }
+
+    /// Fails if any component has exited (they run until told to stop).
+    pub fn check_running(&mut self) -> Result<(), ComponentError> {
+        for child in &mut self.children {
+            if let Ok(Some(status)) = child.process.try_wait() {
+                return Err(ComponentError::Exited {
+                    name: child.name,
+                    status,
+                    log: child.log.clone(),
+                    tail: stack::log_tail(&child.log, 20),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn metrics(&self) -> ComponentMetrics {
+        let mut out = ComponentMetrics::default();
+        for child in &self.children {
+            let Ok(bytes) = std::fs::read(&child.metrics) else {
+                continue;
+            };
+            match child.name {
+                "relay" => out.relay = serde_json::from_slice(&bytes).ok(),
+                "batcher" => out.batcher = serde_json::from_slice(&bytes).ok(),
+                _ => out.pipe = serde_json::from_slice(&bytes).ok(),
+            }
+        }
+        out
+    }
+
+    /// SIGTERM to every component, then waits (up to `grace` each) for them to flush and exit;
+    /// one that does not is killed. Returns the final counters.
+    pub async fn stop(mut self, grace: Duration) -> Result<ComponentMetrics, ComponentError> {
+        for child in &self.children {
+            if let Some(pid) = child.process.id() {
+                // SAFETY: kill(2) on the PID of a child this struct owns and has not reaped.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+        let mut unclean = None;
+        for child in &mut self.children {
+            match tokio::time::timeout(grace, child.process.wait()).await {
+                Ok(Ok(status)) if status.success() => {}
+                Ok(Ok(status)) => {
+                    unclean.get_or_insert(ComponentError::Exited {
+                        name: child.name,
+                        status,
+                        log: child.log.clone(),
+                        tail: stack::log_tail(&child.log, 20),
+                    });
+                }
+                Ok(Err(source)) => {
+                    unclean.get_or_insert(ComponentError::Io {
+                        context: format!("waiting for {}", child.name),
+                        source,
+                    });
+                }
+                Err(_) => {
+                    let _ = child.process.kill().await;
+                    unclean.get_or_insert(ComponentError::Io {
+                        context: format!("{} did not stop within {grace:?}; killed", child.name),
+                        source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    });
+                }
+            }
+        }
+        let metrics = self.metrics();
+        match unclean {
+            Some(e) => Err(e),
+            None => Ok(metrics),
+        }
+    }
+}
