@@ -1,6 +1,6 @@
 //! Options shared by the stack commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use stack::StackName;
 
@@ -18,7 +18,10 @@ fn parse_name(s: &str) -> Result<StackName, String> {
 
 /// The checkout root (where `target/` is).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ sits in the checkout")
+        .to_owned()
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -21,8 +21,9 @@ pub struct TableDiff {
     pub missing: Vec<(RowKey, Vec<Cell>)>,
     pub unexpected: Vec<(RowKey, Vec<Cell>)>,
     pub changed: Vec<(RowKey, Vec<ColumnChange>)>,
-    /// Keys the warehouse holds more than once (the grain is broken), with the count.
-    pub repeated: Vec<(RowKey, usize)>,
+    /// Keys the warehouse holds more than once (the grain is broken): the count and one of
+    /// the rows.
+    pub repeated: Vec<(RowKey, usize, Vec<Cell>)>,
 }
 
 impl TableDiff {
@@ -46,7 +47,7 @@ pub fn diff_table(expected: &Table, actual: &Table) -> TableDiff {
         repeated: actual
             .repeated_keys
             .iter()
-            .map(|(k, n)| (k.clone(), *n))
+            .map(|(k, n)| (k.clone(), *n, actual.rows[k].clone()))
             .collect(),
     };
     for (key, want) in &expected.rows {
@@ -132,8 +133,12 @@ impl fmt::Display for TableDiff {
             self.changed.len(),
             self.repeated.len(),
         )?;
-        for (key, n) in self.repeated.iter().take(SHOWN) {
-            writeln!(f, "  repeated   {key}: {n} rows for one key")?;
+        for (key, n, cells) in self.repeated.iter().take(SHOWN) {
+            writeln!(
+                f,
+                "  repeated   {key}: {n} rows for one key, e.g. {}",
+                row_text(cells)
+            )?;
         }
         for (key, cells) in self.missing.iter().take(SHOWN) {
             writeln!(f, "  missing    {key}: {}", row_text(cells))?;

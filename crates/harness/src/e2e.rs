@@ -674,3 +674,84 @@ impl std::fmt::Display for RunReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queues::SqsDepth;
+
+    fn caught_up() -> (Expect, Hops) {
+        let expect = Expect {
+            published: 100,
+            poison: 2,
+            stream_distinct: 95,
+        };
+        let mut hops = Hops::default();
+        hops.components.relay = Some(relay::MetricsSnapshot {
+            received: 100,
+            forwarded: 98,
+            dead_lettered: 2,
+            ..Default::default()
+        });
+        hops.queues.rabbit_dead_letter = 2;
+        hops.raw_stream = RawCount {
+            rows: 98,
+            distinct_events: 95,
+        };
+        (expect, hops)
+    }
+
+    #[test]
+    fn quiescence_names_the_first_hop_behind() {
+        let (expect, hops) = caught_up();
+        assert_eq!(expect.first_gap(&hops), None);
+
+        let mut behind = hops.clone();
+        behind.queues.ingest = SqsDepth {
+            visible: 3,
+            in_flight: 10,
+        };
+        behind.raw_stream.distinct_events = 80;
+        let gap = expect.first_gap(&behind).unwrap();
+        assert!(
+            gap.starts_with("SQS ingest queue -> batcher: 3 waiting, 10 in flight"),
+            "{gap}"
+        );
+
+        let mut relay_behind = behind.clone();
+        relay_behind.components.relay.as_mut().unwrap().received = 60;
+        relay_behind.queues.rabbit_ready = 40;
+        let gap = expect.first_gap(&relay_behind).unwrap();
+        assert!(
+            gap.contains("60 of 100 published bodies received (40 ready"),
+            "{gap}"
+        );
+
+        let mut lost = hops.clone();
+        lost.raw_stream.distinct_events = 90;
+        let gap = expect.first_gap(&lost).unwrap();
+        assert!(
+            gap.contains("90 of 95 streamed events loaded, every queue empty"),
+            "{gap}"
+        );
+
+        let table = hop_table(&expect, &lost);
+        for hop in [
+            "relay",
+            "sqs ingest",
+            "batcher",
+            "pipe",
+            "RAW.EVENTS_STREAM",
+        ] {
+            assert!(table.contains(hop), "{table}");
+        }
+    }
+
+    #[test]
+    fn missing_dead_letters_keep_the_run_waiting() {
+        let (expect, mut hops) = caught_up();
+        hops.queues.rabbit_dead_letter = 1;
+        let gap = expect.first_gap(&hops).unwrap();
+        assert!(gap.contains("1 of 2 poison bodies"), "{gap}");
+    }
+}
