@@ -13,15 +13,7 @@ use stack::{Binaries, DownOptions, Ports, ProviderKind, UpOptions, UpOutcome};
 
 use crate::stack_args::{StackArg, root, runtime};
 
-/// Stands the stack up if it is not running, empties its RAW tables, history and queues, runs
-/// the backfill, starts relay, batcher and pipe as processes, publishes the scenario, waits
-/// until every queue is drained and every event is in RAW, runs `dbt build` and
-/// `dbt source freshness`, and diffs the marts against the oracle row by row.
-///
-/// Prints a summary per hop and per phase; exits non-zero on any mismatch, failed dbt test,
-/// misplaced partition, miscounted dead letter or timeout (which says where events are stuck).
-/// A stack this command started is taken down at the end unless --keep; one that was already
-/// running is left running.
+// The command's --help text is the `E2e` variant's doc comment in main.rs.
 #[derive(clap::Args)]
 pub struct Args {
     /// Scenario file, e.g. scenarios/smoke.toml. Checked before anything starts.

@@ -39,6 +39,17 @@ enum Command {
     /// Run one SQL statement against fakesnow or a real Snowflake account and print the result.
     Sql(sql::Args),
     /// Drive a scenario through the real pipeline and check the marts against the oracle.
+    ///
+    /// Stands the stack up if it is not running; empties its RAW tables, history and queues
+    /// and drops the marts (use a stack meant for tests); runs the backfill; starts relay,
+    /// batcher and pipe as processes; publishes the scenario; waits until every queue is drained
+    /// and every event is in RAW; runs `dbt run`, `dbt test` and `dbt source freshness`; and
+    /// diffs the marts against the oracle row by row.
+    ///
+    /// Prints a summary per hop and per phase. Exits non-zero on any mismatch, failed dbt test,
+    /// misplaced partition, miscounted dead letter or quiescence timeout (which says where the
+    /// events are stuck). A stack this command started is taken down at the end unless --keep;
+    /// one that was already running is left running.
     E2e(e2e::Args),
     /// [planned] Measure throughput, freshness and backlog at a scenario's rates.
     LoadTest(planned::Args),

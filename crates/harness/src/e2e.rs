@@ -325,7 +325,7 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         }
         if Instant::now() >= deadline {
             break Some(format!(
-                "not quiescent after {:?}: {}\n{}",
+                "not quiescent after {:?}: {}\n(component counters are their last metrics-file writes, up to 1 s old)\n{}",
                 config.quiesce_timeout,
                 gap.unwrap_or_else(|| "counts settled too late".into()),
                 hop_table(&expect, &hops)
