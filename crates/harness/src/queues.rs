@@ -74,6 +74,15 @@ fn output(state: &State, key: &'static str) -> Result<String, QueueError> {
         .ok_or(QueueError::MissingOutput(key))
 }
 
+fn sqs_err<E: std::error::Error + 'static>(
+    what: String,
+) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E>) -> QueueError {
+    move |e| QueueError::Sqs {
+        what,
+        reason: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
 fn amqp_err(what: impl Into<String>) -> impl FnOnce(lapin::Error) -> QueueError {
     let what = what.into();
     move |source| QueueError::Amqp { what, source }
@@ -126,10 +135,7 @@ impl Queues {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map_err(|e| QueueError::Sqs {
-                what: format!("reading the depth of {url}"),
-                reason: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
-            })?;
+            .map_err(sqs_err(format!("reading the depth of {url}")))?;
         let attrs = out.attributes();
         let get = |name: QueueAttributeName| {
             attrs
@@ -171,10 +177,7 @@ impl Queues {
                 .queue_url(url.as_str())
                 .send()
                 .await
-                .map_err(|e| QueueError::Sqs {
-                    what: format!("purging {url}"),
-                    reason: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
-                })?;
+                .map_err(sqs_err(format!("purging {url}")))?;
         }
         Ok(())
     }
