@@ -16,12 +16,8 @@ use crate::stack_args::{StackArg, root, runtime};
 // The command's --help text is the `E2e` variant's doc comment in main.rs.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Scenario file, e.g. scenarios/smoke.toml. Checked before anything starts.
-    #[arg(long, value_name = "FILE")]
-    scenario: PathBuf,
-    /// Seed to use instead of the scenario's own.
-    #[arg(long, value_name = "N")]
-    seed: Option<u64>,
+    #[command(flatten)]
+    scenario: crate::stack_args::ScenarioArg,
     #[command(flatten)]
     stack: StackArg,
     /// Leave the stack running afterwards (to look at the warehouse, say with `cargo xtask sql`).
@@ -45,7 +41,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         // A malformed scenario is rejected before anything starts.
-        let scenario = synth::Scenario::load(&self.scenario)?;
+        let scenario = self.scenario.load()?;
         let root = root();
         let mut phases = Vec::new();
 
@@ -85,7 +81,7 @@ impl Args {
         });
 
         let mut config = RunConfig::new(scenario, root.clone(), self.stack.stack.clone(), binaries);
-        config.seed = self.seed;
+        config.seed = self.scenario.seed;
         config.quiesce_timeout = self.quiesce_timeout;
         config.overlap = self.overlap;
         config.pacing = if self.unpaced {

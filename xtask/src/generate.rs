@@ -10,12 +10,8 @@ use synth::{Generator, Scenario};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Scenario file, e.g. scenarios/smoke.toml.
-    #[arg(long, value_name = "FILE")]
-    scenario: PathBuf,
-    /// Seed to use instead of the scenario's own. Same scenario and seed, same bytes.
-    #[arg(long, value_name = "N")]
-    seed: Option<u64>,
+    #[command(flatten)]
+    scenario: crate::stack_args::ScenarioArg,
     /// ndjson: canonical JSON, one event per line (poison bodies have no JSON form and are
     /// left out, with a count on stderr). proto: length-delimited protobuf bodies exactly as
     /// published, poison included.
@@ -59,7 +55,7 @@ enum PartArg {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
-        let scenario = Scenario::load(&self.scenario)?;
+        let scenario = self.scenario.load()?;
         let format = match self.format {
             FormatArg::Ndjson => Format::Ndjson,
             FormatArg::Proto => Format::Proto,
@@ -69,7 +65,7 @@ impl Args {
             PartArg::Stream => Part::Stream,
             PartArg::All => Part::All,
         };
-        let mut generator = Generator::new(&scenario, self.seed);
+        let mut generator = Generator::new(&scenario, self.scenario.seed);
         if self.publish {
             anyhow::ensure!(
                 matches!(self.part, PartArg::Stream | PartArg::All),

@@ -12,6 +12,24 @@ pub struct StackArg {
     pub stack: StackName,
 }
 
+/// `--scenario FILE [--seed N]`.
+#[derive(clap::Args, Clone)]
+pub struct ScenarioArg {
+    /// Scenario file, e.g. scenarios/smoke.toml. A malformed one is rejected before anything
+    /// starts.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: PathBuf,
+    /// Seed to use instead of the scenario's own. Same scenario and seed, same events.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+impl ScenarioArg {
+    pub fn load(&self) -> anyhow::Result<synth::Scenario> {
+        Ok(synth::Scenario::load(&self.scenario)?)
+    }
+}
+
 fn parse_name(s: &str) -> Result<StackName, String> {
     s.parse().map_err(|e: stack::StackError| e.to_string())
 }

@@ -38,6 +38,52 @@ pub enum ComponentError {
     },
 }
 
+/// The components the harness runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Relay,
+    Batcher,
+    Pipe,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Relay, Component::Batcher, Component::Pipe];
+
+    /// The binary's (and package's) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Relay => "relay",
+            Component::Batcher => "batcher",
+            Component::Pipe => "pipe",
+        }
+    }
+
+    /// The scenario's `[pipeline]` settings as this component's flags.
+    fn flags(self, scenario: &Scenario) -> Vec<String> {
+        let p = &scenario.pipeline;
+        match self {
+            Component::Relay => vec![
+                "--pack".into(),
+                p.pack.clamp(1, u32::from(u16::MAX)).to_string(),
+                "--prefetch".into(),
+                p.prefetch.to_string(),
+            ],
+            Component::Batcher => vec![
+                "--batch-size".into(),
+                p.batch_size.to_string(),
+                "--batch-window".into(),
+                format!("{}ms", p.batch_window.get().as_millis()),
+                "--format".into(),
+                match p.file_format {
+                    synth::FileFormat::Ndjson => "ndjson".into(),
+                    synth::FileFormat::Parquet => "parquet".into(),
+                },
+            ],
+            Component::Pipe => Vec::new(),
+        }
+    }
+}
+
 /// Where the component executables are.
 #[derive(Clone, Debug)]
 pub struct ComponentBinaries {
@@ -49,10 +95,11 @@ pub struct ComponentBinaries {
 impl ComponentBinaries {
     /// The executables in a cargo output folder such as `target/debug`.
     pub fn in_dir(dir: &Path) -> Self {
+        let exe = |c: Component| dir.join(c.name());
         Self {
-            relay: dir.join("relay"),
-            batcher: dir.join("batcher"),
-            pipe: dir.join("pipe"),
+            relay: exe(Component::Relay),
+            batcher: exe(Component::Batcher),
+            pipe: exe(Component::Pipe),
         }
     }
 
@@ -74,10 +121,11 @@ impl ComponentBinaries {
     }
 
     pub fn check(&self) -> Result<(), ComponentError> {
-        for (name, path) in self.named() {
+        for component in Component::ALL {
+            let path = self.path(component);
             if !path.is_file() {
                 return Err(ComponentError::Missing {
-                    name,
+                    name: component.name(),
                     path: path.clone(),
                 });
             }
@@ -85,42 +133,17 @@ impl ComponentBinaries {
         Ok(())
     }
 
-    fn named(&self) -> [(&'static str, &PathBuf); 3] {
-        [
-            ("relay", &self.relay),
-            ("batcher", &self.batcher),
-            ("pipe", &self.pipe),
-        ]
-    }
-}
-
-/// The scenario's `[pipeline]` settings as component flags.
-fn flags(name: &str, scenario: &Scenario) -> Vec<String> {
-    let p = &scenario.pipeline;
-    match name {
-        "relay" => vec![
-            "--pack".into(),
-            p.pack.clamp(1, u32::from(u16::MAX)).to_string(),
-            "--prefetch".into(),
-            p.prefetch.to_string(),
-        ],
-        "batcher" => vec![
-            "--batch-size".into(),
-            p.batch_size.to_string(),
-            "--batch-window".into(),
-            format!("{}ms", p.batch_window.get().as_millis()),
-            "--format".into(),
-            match p.file_format {
-                synth::FileFormat::Ndjson => "ndjson".into(),
-                synth::FileFormat::Parquet => "parquet".into(),
-            },
-        ],
-        _ => Vec::new(),
+    pub fn path(&self, component: Component) -> &PathBuf {
+        match component {
+            Component::Relay => &self.relay,
+            Component::Batcher => &self.batcher,
+            Component::Pipe => &self.pipe,
+        }
     }
 }
 
 struct Child {
-    name: &'static str,
+    component: Component,
     process: tokio::process::Child,
     metrics: PathBuf,
     log: PathBuf,
@@ -155,7 +178,8 @@ impl Components {
             source,
         })?;
         let mut children = Vec::new();
-        for (name, path) in binaries.named() {
+        for component in Component::ALL {
+            let (name, path) = (component.name(), binaries.path(component));
             let metrics = work_dir.join(format!("{name}.metrics.json"));
             let log = work_dir.join(format!("{name}.log"));
             let _ = std::fs::remove_file(&metrics);
@@ -170,7 +194,7 @@ impl Components {
                 .arg(root)
                 .arg("--metrics-file")
                 .arg(&metrics)
-                .args(flags(name, scenario))
+                .args(component.flags(scenario))
                 .env(
                     "RUST_LOG",
                     std::env::var("SLUICE_COMPONENT_LOG").unwrap_or_else(|_| "info".into()),
@@ -186,7 +210,7 @@ impl Components {
                     source,
                 })?;
             children.push(Child {
-                name,
+                component,
                 process,
                 metrics,
                 log,
@@ -200,7 +224,7 @@ impl Components {
         for child in &mut self.children {
             if let Ok(Some(status)) = child.process.try_wait() {
                 return Err(ComponentError::Exited {
-                    name: child.name,
+                    name: child.component.name(),
                     status,
                     log: child.log.clone(),
                     tail: stack::log_tail(&child.log, 20),
@@ -216,10 +240,10 @@ impl Components {
             let Ok(bytes) = std::fs::read(&child.metrics) else {
                 continue;
             };
-            match child.name {
-                "relay" => out.relay = serde_json::from_slice(&bytes).ok(),
-                "batcher" => out.batcher = serde_json::from_slice(&bytes).ok(),
-                _ => out.pipe = serde_json::from_slice(&bytes).ok(),
+            match child.component {
+                Component::Relay => out.relay = serde_json::from_slice(&bytes).ok(),
+                Component::Batcher => out.batcher = serde_json::from_slice(&bytes).ok(),
+                Component::Pipe => out.pipe = serde_json::from_slice(&bytes).ok(),
             }
         }
         out
@@ -242,7 +266,7 @@ impl Components {
                 Ok(Ok(status)) if status.success() => {}
                 Ok(Ok(status)) => {
                     unclean.get_or_insert(ComponentError::Exited {
-                        name: child.name,
+                        name: child.component.name(),
                         status,
                         log: child.log.clone(),
                         tail: stack::log_tail(&child.log, 20),
@@ -250,14 +274,17 @@ impl Components {
                 }
                 Ok(Err(source)) => {
                     unclean.get_or_insert(ComponentError::Io {
-                        context: format!("waiting for {}", child.name),
+                        context: format!("waiting for {}", child.component.name()),
                         source,
                     });
                 }
                 Err(_) => {
                     let _ = child.process.kill().await;
                     unclean.get_or_insert(ComponentError::Io {
-                        context: format!("{} did not stop within {grace:?}; killed", child.name),
+                        context: format!(
+                            "{} did not stop within {grace:?}; killed",
+                            child.component.name()
+                        ),
                         source: std::io::Error::from(std::io::ErrorKind::TimedOut),
                     });
                 }

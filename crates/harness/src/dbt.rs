@@ -2,7 +2,7 @@
 //! warehouse: `dbt run`, `dbt test`, `dbt build` and `dbt source freshness`, each summarised
 //! from dbt's own `run_results.json` / `sources.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -283,7 +283,7 @@ pub fn parse_results(command: &'static str, text: &str) -> Result<DbtReport, Str
 
 /// The folder dbt's output for `stack` goes to.
 pub fn work_dir(state: &State) -> PathBuf {
-    Path::new(&state.dir).join("dbt")
+    state.dir.join("dbt")
 }
 
 #[cfg(test)]

@@ -238,7 +238,8 @@ impl Marts {
         match spec.table {
             "DIM_CARD" => &mut self.dim_card,
             "FCT_ORDERS" => &mut self.fct_orders,
-            _ => &mut self.fct_batch_performance,
+            "FCT_BATCH_PERFORMANCE" => &mut self.fct_batch_performance,
+            other => unreachable!("{other} is not one of the marts in mart::ALL"),
         }
     }
 }

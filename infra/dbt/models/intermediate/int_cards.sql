@@ -1,5 +1,4 @@
--- One row per card: the attributes of its latest catalog event (by event time, then produce
--- time, then event id, so the pick is total) and when the card was first seen.
+-- One row per card: the attributes of its latest catalog event and when the card was first seen.
 with cards as (
     select
         *,
@@ -18,7 +17,4 @@ select
     currency,
     first_seen_at
 from cards
-qualify row_number() over (
-    partition by card_id
-    order by occurred_at desc, produced_at desc, event_id desc
-) = 1
+{{ latest_per_key('card_id') }}

@@ -1,12 +1,2 @@
--- Grain: card.
-select
-    card_id,
-    sku,
-    card_name,
-    set_name,
-    rarity,
-    release_date,
-    list_price_cents,
-    currency,
-    first_seen_at
-from {{ ref('int_cards') }}
+-- Grain: card. int_cards already holds exactly the mart's columns.
+select * from {{ ref('int_cards') }}
