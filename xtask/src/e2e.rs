@@ -1,15 +1,11 @@
 //! `cargo xtask e2e`: one scenario through the real pipeline, proved against the oracle.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use harness::components::ComponentBinaries;
 use harness::e2e::{Phase, RunConfig};
 use harness::publish::Pacing;
-use stack::{Binaries, DownOptions, Ports, ProviderKind, UpOptions, UpOutcome};
+use stack::DownOptions;
 
 use crate::stack_args::{StackArg, root, runtime};
 
@@ -46,7 +42,7 @@ impl Args {
         let mut phases = Vec::new();
 
         let started = Instant::now();
-        let binaries = build_components(&root, self.release)?;
+        let binaries = crate::cargo::build_components(&root, self.release)?;
         phases.push(Phase {
             name: "build",
             elapsed: started.elapsed(),
@@ -54,27 +50,7 @@ impl Args {
 
         let rt = runtime()?;
         let started = Instant::now();
-        eprintln!("bringing up stack `{}` if needed...", self.stack.stack);
-        let we_started = match rt.block_on(stack::up(UpOptions {
-            root: root.clone(),
-            name: self.stack.stack.clone(),
-            provider: ProviderKind::Native,
-            ports: Ports::default(),
-            binaries: Binaries::default(),
-            stop_on_ctrl_c: true,
-        }))? {
-            UpOutcome::AlreadyRunning(state) => {
-                eprintln!(
-                    "using stack `{}` ({} provider), running since {}; it stays up afterwards",
-                    state.stack, state.provider, state.created_at
-                );
-                false
-            }
-            UpOutcome::Started { elapsed, .. } => {
-                eprintln!("stack is up in {:.1}s", elapsed.as_secs_f64());
-                true
-            }
-        };
+        let we_started = crate::stack_args::ensure_up(&rt, &root, &self.stack.stack)?;
         phases.push(Phase {
             name: "up",
             elapsed: started.elapsed(),
@@ -133,71 +109,4 @@ impl Args {
         }
         Ok(())
     }
-}
-
-/// `cargo build` of the component binaries; returns where cargo put them.
-fn build_components(root: &Path, release: bool) -> anyhow::Result<ComponentBinaries> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building relay, batcher and pipe...");
-    let mut cmd = Command::new(cargo);
-    // `cargo run` gave this process the xtask package's variables; build scripts that watch
-    // one (ring watches CARGO_MANIFEST_DIR) would otherwise rebuild half the tree every time.
-    for (name, _) in std::env::vars_os() {
-        if let Some(name) = name.to_str()
-            && (name.starts_with("CARGO_PKG_")
-                || matches!(
-                    name,
-                    "CARGO_MANIFEST_DIR"
-                        | "CARGO_MANIFEST_PATH"
-                        | "CARGO_CRATE_NAME"
-                        | "CARGO_BIN_NAME"
-                        | "CARGO_PRIMARY_PACKAGE"
-                ))
-        {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.arg("build")
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .args(["-p", "relay", "-p", "batcher", "-p", "pipe", "--bins"])
-        .arg("--message-format=json-render-diagnostics")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if release {
-        cmd.arg("--release");
-    }
-    let mut child = cmd.spawn().context("running cargo build")?;
-    let stdout = child.stdout.take().expect("piped");
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo's output")?;
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if message["reason"] == "compiler-artifact"
-            && let (Some(name), Some(exe)) = (
-                message["target"]["name"].as_str(),
-                message["executable"].as_str(),
-            )
-        {
-            found.push((name.to_owned(), PathBuf::from(exe)));
-        }
-    }
-    let status = child.wait().context("waiting for cargo build")?;
-    if !status.success() {
-        bail!("building the components failed ({status})");
-    }
-    let exe = |name: &str| {
-        found
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| p.clone())
-            .with_context(|| format!("cargo build did not report a `{name}` executable"))
-    };
-    Ok(ComponentBinaries {
-        relay: exe("relay")?,
-        batcher: exe("batcher")?,
-        pipe: exe("pipe")?,
-    })
 }

@@ -1,11 +1,13 @@
 //! `cargo xtask`: the Sluice command line. Each task lives in its own module with a clap `Args`
 //! struct (whose doc comments are the `--help`) and a `run` that hands over to library code.
 
+mod cargo;
+mod ci;
 mod down;
 mod e2e;
 mod env;
 mod generate;
-mod planned;
+mod load_test;
 mod sql;
 mod stack_args;
 mod status;
@@ -51,10 +53,28 @@ enum Command {
     /// events are stuck). A stack this command started is taken down at the end unless --keep;
     /// one that was already running is left running.
     E2e(e2e::Args),
-    /// [planned] Measure throughput, freshness and backlog at a scenario's rates.
-    LoadTest(planned::Args),
-    /// [planned] What CI runs: tests, then the end-to-end check on the smoke scenario.
-    Ci(planned::Args),
+    /// Measure the real pipeline at a scenario's rates: throughput, freshness, backlog, cost.
+    ///
+    /// Stands the stack up if it is not running (and takes down one it started, unless --keep);
+    /// builds the components (release unless --dev); measures the broker alone and SQS alone on
+    /// the same stack; resets it, runs the backfill and starts relay, batcher and pipe; publishes
+    /// the scenario open-model (every body at its intended time; lateness recorded as publish
+    /// delay) while sampling rates per hop, queue depths, CPU and RSS once a second; drains;
+    /// then reports freshness per event (intended publish to visible in RAW) and per hop, drain
+    /// time per hop, every event accounted for per source, and the scenario's [expect] gates.
+    ///
+    /// Writes report.json, report.md and report.html (charts) to --out. Exit codes: 0 pass,
+    /// 99 a gate failed (each named, with the measured value and the limit), 1 anything else
+    /// (lost events, a drain that timed out, a service that does not answer).
+    LoadTest(load_test::Args),
+    /// What CI runs, in order, with a timing line per step (`--list` shows the steps).
+    ///
+    /// Formatting; the workspace's tests (unit, property, tidy and real-stack tests); the smoke
+    /// and dirty scenarios end to end; the container provider's unit tests and the Lambda build
+    /// (both with the same compiled dependencies as everything else); then the GitHub workflow
+    /// against its schema and cfn-lint on the CloudFormation template, from pinned Python tools.
+    /// Stops at the first failing step and exits non-zero.
+    Ci(ci::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,11 +96,15 @@ fn main() -> ExitCode {
         Command::Env(args) => args.run(),
         Command::Sql(args) => args.run(),
         Command::E2e(args) => args.run(),
-        Command::LoadTest(args) => args.run("load-test"),
-        Command::Ci(args) => args.run("ci"),
+        Command::LoadTest(args) => return exit(args.run()),
+        Command::Ci(args) => args.run(),
     };
+    exit(result.map(|()| ExitCode::SUCCESS))
+}
+
+fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

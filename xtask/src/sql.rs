@@ -28,15 +28,16 @@ pub struct Args {
 }
 
 fn parse_stack(s: &str) -> Result<stack::StackName, String> {
-    s.parse().map_err(|e: stack::StackError| e.to_string())
+    s.parse()
+        .map_err(|e: stack::InvalidStackName| e.to_string())
 }
 
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         let mut config = match (&self.stack, &self.url) {
-            (Some(name), _) => stack::State::load(&crate::stack_args::root(), name)?
-                .snowflake
-                .client_config()?,
+            (Some(name), _) => {
+                stack::snowflake_config(&stack::State::load(&crate::stack_args::root(), name)?)?
+            }
             (None, Some(url)) => Config::fakesnow(url)?,
             (None, None) => Config::from_env().context(
                 "no --stack or --url given, so the connection comes from SNOWFLAKE_* variables",

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use stack::StackName;
+use stack::{Binaries, Ports, ProviderKind, StackName, UpOptions, UpOutcome};
 
 #[derive(clap::Args, Clone)]
 pub struct StackArg {
@@ -31,7 +31,8 @@ impl ScenarioArg {
 }
 
 fn parse_name(s: &str) -> Result<StackName, String> {
-    s.parse().map_err(|e: stack::StackError| e.to_string())
+    s.parse()
+        .map_err(|e: stack::InvalidStackName| e.to_string())
 }
 
 /// The checkout root (where `target/` is).
@@ -47,4 +48,36 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
+}
+
+/// Brings the named stack up (native provider) unless it is running; returns whether this call
+/// started it (and so should take it down afterwards).
+pub fn ensure_up(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    name: &StackName,
+) -> anyhow::Result<bool> {
+    eprintln!("bringing up stack `{name}` if needed...");
+    Ok(
+        match rt.block_on(stack::up(UpOptions {
+            root: root.to_owned(),
+            name: name.clone(),
+            provider: ProviderKind::Native,
+            ports: Ports::default(),
+            binaries: Binaries::default(),
+            stop_on_ctrl_c: true,
+        }))? {
+            UpOutcome::AlreadyRunning(state) => {
+                eprintln!(
+                    "using stack `{}` ({} provider), running since {}; it stays up afterwards",
+                    state.stack, state.provider, state.created_at
+                );
+                false
+            }
+            UpOutcome::Started { elapsed, .. } => {
+                eprintln!("stack is up in {:.1}s", elapsed.as_secs_f64());
+                true
+            }
+        },
+    )
 }

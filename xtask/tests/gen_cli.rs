@@ -113,14 +113,69 @@ fn unknown_key_is_rejected_with_its_name() {
 }
 
 #[test]
-fn planned_commands_say_so_and_fail() {
-    for cmd in ["load-test", "ci"] {
-        let run = xtask(&[cmd]);
-        assert!(!run.status.success(), "{cmd} must not pretend to work");
-        assert!(String::from_utf8_lossy(&run.stderr).contains("planned but not built yet"));
-    }
+fn every_command_is_built_and_says_what_it_does() {
     let help = String::from_utf8(xtask(&["--help"]).stdout).unwrap();
-    assert!(help.contains("[planned]") && help.contains("gen"), "{help}");
+    assert!(!help.contains("[planned]"), "{help}");
+    for cmd in ["gen", "up", "e2e", "load-test", "ci"] {
+        assert!(help.contains(cmd), "{cmd} missing from:\n{help}");
+    }
+    let list = xtask(&["ci", "--list"]);
+    assert!(list.status.success());
+    let steps = String::from_utf8(list.stdout).unwrap();
+    for step in ["fmt", "test", "e2e-smoke", "load-smoke", "lint-workflow"] {
+        assert!(steps.contains(step), "{step} missing from:\n{steps}");
+    }
+    let bad = xtask(&["ci", "--skip", "tset"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no CI step `tset`"));
+}
+
+#[test]
+fn load_test_rejects_bad_input_before_starting_anything() {
+    let dir = tempdir();
+    let scenario = dir.join("bad-gate.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"g\"\nseed = 1\nduration = \"10s\"\n[rates]\ncards = 1\norders = 1\nmanufacturing = 1\n[expect]\nfreshness_p99 = \"soon\"\n",
+    )
+    .unwrap();
+    let run = xtask(&["load-test", "--scenario", scenario.to_str().unwrap()]);
+    assert!(!run.status.success());
+    let err = String::from_utf8(run.stderr).unwrap();
+    assert!(
+        err.contains("bad-gate.toml") && err.contains("expect.freshness_p99"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("building relay"),
+        "rejected before building: {err}"
+    );
+
+    let report = dir.join("old-report.json");
+    std::fs::write(&report, "{\"format\": 1}").unwrap();
+    let run = xtask(&[
+        "load-test",
+        "--scenario",
+        "scenarios/load-smoke.toml",
+        "--baseline",
+        report.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    let err = String::from_utf8(run.stderr).unwrap();
+    assert!(
+        err.contains("old-report.json") && err.contains("not a load-test report"),
+        "{err}"
+    );
+
+    let run = xtask(&[
+        "load-test",
+        "--scenario",
+        "scenarios/load-smoke.toml",
+        "--rate-scale",
+        "0",
+    ]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--rate-scale 0"));
 }
 
 #[test]

@@ -64,7 +64,11 @@ fn no_stubs_or_ignored_tests() {
 fn dependencies_are_declared_once_in_the_workspace() {
     let mut manifests = vec![root().join("xtask/Cargo.toml")];
     for entry in std::fs::read_dir(root().join("crates")).unwrap() {
-        manifests.push(entry.unwrap().path().join("Cargo.toml"));
+        let dir = entry.unwrap().path();
+        // cargo-hakari writes the workspace-hack's dependencies, with exact features.
+        if !dir.ends_with("workspace-hack") {
+            manifests.push(dir.join("Cargo.toml"));
+        }
     }
     for manifest in manifests {
         let doc: toml::Table = std::fs::read_to_string(&manifest).unwrap().parse().unwrap();
@@ -82,4 +86,124 @@ fn dependencies_are_declared_once_in_the_workspace() {
             }
         }
     }
+}
+
+/// The cargo invocations the README, `cargo xtask` and `cargo xtask ci` make, as `cargo tree`
+/// selections of packages, features and dependency kinds.
+const BUILDS: &[(&str, &[&str])] = &[
+    (
+        "`cargo xtask` (the xtask binary)",
+        &["-p", "xtask", "-e", "normal,build"],
+    ),
+    (
+        "the components `cargo xtask e2e` builds",
+        &[
+            "-p",
+            "relay",
+            "-p",
+            "batcher",
+            "-p",
+            "pipe",
+            "-e",
+            "normal,build",
+        ],
+    ),
+    (
+        "`cargo test --workspace --all-targets`",
+        &["--workspace", "-e", "normal,build,dev"],
+    ),
+    (
+        "the container provider's tests (`--features containers`)",
+        &[
+            "-p",
+            "stack",
+            "--features",
+            "containers",
+            "-e",
+            "normal,build,dev",
+        ],
+    ),
+    (
+        "the Lambda build (`--features lambda`)",
+        &[
+            "-p",
+            "batcher",
+            "--features",
+            "lambda",
+            "-e",
+            "normal,build",
+        ],
+    ),
+];
+
+/// Every third-party package of a selection, with the feature sets it is built with.
+fn resolved(
+    args: &[&str],
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "tree", "--locked", "--prefix", "none", "--format", "{p}|{f}",
+        ])
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut packages: std::collections::BTreeMap<_, std::collections::BTreeSet<_>> =
+        Default::default();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let Some((package, features)) = line.split_once('|') else {
+            continue;
+        };
+        // Workspace members carry their path; their own builds are cheap and expected to differ.
+        if package.contains(" (/") {
+            continue;
+        }
+        let package = package.trim_end_matches(" (proc-macro)").to_owned();
+        let features = features.trim_end_matches(" (*)").to_owned();
+        packages.entry(package).or_default().insert(features);
+    }
+    packages
+}
+
+/// The dependencies compile once per machine: every command above builds each third-party
+/// package with the same features, so none of them builds it (and all that depends on it) again.
+/// The workspace-hack crate (`crates/workspace-hack`, managed by cargo-hakari) is what makes this
+/// hold; when a dependency change breaks it, regenerate that crate.
+#[test]
+fn every_command_reuses_one_dependency_build() {
+    let builds: Vec<_> = BUILDS
+        .iter()
+        .map(|(what, args)| (*what, resolved(args)))
+        .collect();
+    // What the default builds compile; a crate only the feature builds use (serde_with for
+    // bollard and the Lambda events) is compiled by each of those alone and shared by nothing.
+    let default = &builds[2].1;
+    let mut problems = Vec::new();
+    for (i, (what_a, a)) in builds.iter().enumerate() {
+        for (what_b, b) in &builds[i + 1..] {
+            for (package, features_a) in a {
+                if let Some(features_b) = b.get(package)
+                    && default.contains_key(package)
+                    && features_a != features_b
+                {
+                    problems.push(format!(
+                        "{package}: features {features_a:?} for {what_a}, {features_b:?} for {what_b}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "dependencies built with different features by different commands (each difference \
+         compiles them again); regenerate the workspace-hack with \
+         `cargo hakari generate && cargo hakari manage-deps` (`cargo install cargo-hakari --locked`):\n{}",
+        problems.join("\n")
+    );
 }

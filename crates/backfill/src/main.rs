@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use backfill::snapshot::SnapshotConfig;
 use clap::{Parser, Subcommand};
-use stack::component::{self, StackArgs};
+use runtime::args::StackArgs;
 
 /// The historical backfill: writes a scenario's history into PostgreSQL `history.events`
 /// (COPY FROM STDIN; ids already there are skipped), then copies that table into
@@ -55,7 +55,7 @@ struct ScenarioArgs {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    component::init_tracing();
+    runtime::init_tracing();
     let cli = Cli::parse();
     let state = cli.stack.load().context("reading the stack state")?;
     let pg_url = cli
@@ -87,11 +87,15 @@ async fn main() -> Result<()> {
         );
     }
     if do_snapshot {
-        let sf_config = state
+        let warehouse = &state
             .as_ref()
             .context("the snapshot step needs --stack NAME for its Snowflake")?
-            .snowflake
-            .client_config()?;
+            .snowflake;
+        let sf_config = snowflake::Config::for_stack(
+            warehouse.base_url.as_deref(),
+            &warehouse.user,
+            &warehouse.database,
+        )?;
         let sf = snowflake::Client::connect(sf_config)
             .await
             .context("connecting to Snowflake")?;

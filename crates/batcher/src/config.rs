@@ -46,7 +46,7 @@ impl BatcherConfig {
         }
     }
 
-    pub fn from_stack(state: &stack::State) -> Result<Self, BatcherError> {
+    pub fn from_stack(state: &runtime::State) -> Result<Self, BatcherError> {
         let output = |key: &'static str| {
             state
                 .aws

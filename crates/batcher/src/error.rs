@@ -14,10 +14,8 @@ pub enum BatcherError {
         key: String,
         reason: String,
     },
-    #[error("encoding an object: {0}")]
-    Encode(String),
-    #[error("reading an object: {0}")]
-    Decode(String),
+    #[error(transparent)]
+    Format(#[from] rawfiles::FormatError),
     #[error("fault injected: crashed after writing {key} and before announcing it")]
     InjectedCrash { key: String },
     #[error("SQS {operation} on {queue}: {reason}")]

@@ -13,18 +13,23 @@ use events::wire::{self, Packing};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
+use rawfiles::partition::{PartitionKey, partition};
+use rawfiles::{FileFormat, format as object};
+
 use crate::metrics::Metrics;
-use crate::partition::{PartitionKey, partition};
 use crate::sink::Sink;
-use crate::{BatcherError, Fault, FileFormat, object};
+use crate::{BatcherError, Fault};
 
 /// One SQS message as the handler sees it (the fields of a Lambda SQS record it needs).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Record {
     pub message_id: String,
     pub body: String,
     /// The `sluice-packing` message attribute; absent means one envelope.
     pub packing: Option<String>,
+    /// SQS's `SentTimestamp` (epoch milliseconds): when the queue accepted the message. The
+    /// batcher's hop latency (queue to object written) is measured from here.
+    pub sent_at_ms: Option<u64>,
 }
 
 /// Lambda's partial batch response.
@@ -91,7 +96,7 @@ impl<S: Sink> Handler<S> {
         let mut results = futures::stream::iter(
             groups
                 .into_iter()
-                .map(|(key, group)| self.write_group(key, group)),
+                .map(|(key, group)| self.write_group(records, key, group)),
         )
         .buffer_unordered(GROUPS_IN_FLIGHT);
         while let Some(result) = results.next().await {
@@ -117,13 +122,14 @@ impl<S: Sink> Handler<S> {
 
     async fn write_group(
         &self,
+        records: &[Record],
         key: PartitionKey,
         group: Vec<(usize, Event)>,
     ) -> Result<(), (BTreeSet<usize>, BatcherError)> {
         let indices: BTreeSet<usize> = group.iter().map(|(i, _)| *i).collect();
         let fail = |e| (indices.clone(), e);
-        let body =
-            object::encode(self.config.format, group.iter().map(|(_, e)| e)).map_err(fail)?;
+        let body = object::encode(self.config.format, group.iter().map(|(_, e)| e))
+            .map_err(|e| fail(e.into()))?;
         let object_key = key.object_key(
             &self.config.key_prefix,
             &object::content_id(&body),
@@ -138,6 +144,14 @@ impl<S: Sink> Handler<S> {
         Metrics::add(&self.metrics.objects_written, 1);
         Metrics::add(&self.metrics.bytes_written, bytes);
         Metrics::add(&self.metrics.events_written, group.len() as u64);
+        let written_us = runtime::latency::unix_micros();
+        for (index, _) in &group {
+            if let Some(sent_ms) = records[*index].sent_at_ms {
+                self.metrics
+                    .sqs_to_object
+                    .record(written_us.saturating_sub(sent_ms * 1000));
+            }
+        }
         if self.config.fault == Fault::CrashAfterPut {
             return Err(fail(BatcherError::InjectedCrash { key: object_key }));
         }
@@ -162,8 +176,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::notice::ObjectNotice;
     use proptest::prelude::*;
+    use rawfiles::ObjectNotice;
 
     /// Objects kept in memory, with an optional failure on puts into one source.
     #[derive(Default)]
@@ -197,6 +211,7 @@ mod tests {
                 key: key.into(),
                 size,
                 etag: "e".into(),
+                event_time: Some(chrono::Utc::now()),
             })
         }
         async fn announce(&self, notice: &ObjectNotice) -> Result<(), BatcherError> {
@@ -239,7 +254,7 @@ max_lateness = "3d"
                     Record {
                         message_id: format!("m{i}"),
                         body: wire::to_text(&chunk[0].encode()),
-                        packing: None,
+                        ..Record::default()
                     }
                 } else {
                     let mut b = wire::BatchBuilder::default();
@@ -250,6 +265,7 @@ max_lateness = "3d"
                         message_id: format!("m{i}"),
                         body: wire::to_text(&b.finish()),
                         packing: Some("batch".into()),
+                        ..Record::default()
                     }
                 }
             })
@@ -339,12 +355,13 @@ max_lateness = "3d"
         recs.push(Record {
             message_id: "poison".into(),
             body: "bm90IGFuIGV2ZW50".into(),
-            packing: None,
+            ..Record::default()
         });
         recs.push(Record {
             message_id: "odd".into(),
             body: recs[0].body.clone(),
             packing: Some("zip".into()),
+            ..Record::default()
         });
         let h = handler(MemorySink::default(), FileFormat::NdjsonGz);
         let response = run(h.handle(&recs)).unwrap();

@@ -13,6 +13,10 @@ fn records(event: SqsEvent) -> Vec<Record> {
         .map(|m| Record {
             message_id: m.message_id.unwrap_or_default(),
             body: m.body.unwrap_or_default(),
+            sent_at_ms: m
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|v| v.parse().ok()),
             packing: m
                 .message_attributes
                 .get(events::wire::PACKING_ATTRIBUTE)

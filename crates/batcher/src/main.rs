@@ -8,7 +8,7 @@ use batcher::handler::{Handler, HandlerConfig};
 use batcher::sink::AwsSink;
 use batcher::{BatcherConfig, BatcherError, Fault, FileFormat, Metrics};
 use clap::Parser;
-use stack::component::{self, AwsArgs, MetricsArgs, StackArgs};
+use runtime::args::{AwsArgs, MetricsArgs, StackArgs};
 
 /// Polls the SQS ingest queue as Lambda's event-source mapping would, and for each batch writes
 /// one object per source and event date to
@@ -36,7 +36,8 @@ struct Cli {
     /// Key prefix of the objects.
     #[arg(long, default_value = "raw")]
     key_prefix: String,
-    #[arg(long, value_enum, default_value = "ndjson")]
+    /// Object format: `ndjson` (gzipped canonical JSON lines) or `parquet`.
+    #[arg(long, default_value = "ndjson")]
     format: FileFormat,
     /// Most messages per handler invocation.
     #[arg(long, default_value_t = 500)]
@@ -60,7 +61,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    component::init_tracing();
+    runtime::init_tracing();
     let cli = Cli::parse();
     let state = cli.stack.load().context("reading the stack state")?;
     let mut config = match &state {
@@ -91,7 +92,7 @@ async fn main() -> Result<()> {
     config.concurrency = cli.concurrency;
     config.fault = cli.fault;
 
-    let sdk = stack::aws_config(&cli.aws.resolve(state.as_ref())).await;
+    let sdk = runtime::aws::sdk_config(&cli.aws.resolve(state.as_ref())).await;
     let metrics = Arc::new(Metrics::default());
     let handler = Arc::new(Handler::new(
         AwsSink::new(&sdk, config.bucket.clone(), config.topic_arn.clone()),
@@ -102,12 +103,12 @@ async fn main() -> Result<()> {
         },
         metrics.clone(),
     ));
-    let metrics_file = component::MetricsFile::start(cli.metrics.metrics_file.clone(), {
+    let metrics_file = runtime::MetricsFile::start(cli.metrics.metrics_file.clone(), {
         let m = metrics.clone();
         move || m.snapshot()
     });
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let result = batcher::poller::run(config, sqs, handler, component::shutdown_signal()).await;
+    let result = batcher::poller::run(config, sqs, handler, runtime::shutdown_signal()).await;
     metrics_file.finish()?;
     if let Err(e @ BatcherError::InjectedCrash { .. }) = &result {
         // A crash, not a shutdown: no cleanup, no deletes.

@@ -1,5 +1,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use runtime::latency::{EncodedHistogram, LatencyRecorder};
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub records_in: AtomicU64,
@@ -12,9 +14,11 @@ pub struct Metrics {
     pub notices_published: AtomicU64,
     pub deleted_records: AtomicU64,
     pub invocations: AtomicU64,
+    /// Per event: from SQS accepting its message to its object being written.
+    pub sqs_to_object: LatencyRecorder,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetricsSnapshot {
     /// SQS messages handed to the handler.
     pub records_in: u64,
@@ -31,6 +35,10 @@ pub struct MetricsSnapshot {
     /// SQS messages deleted after their events were written and announced.
     pub deleted_records: u64,
     pub invocations: u64,
+    /// Microseconds from SQS accepting a message (`SentTimestamp`) to its events' object being
+    /// written, per event (includes the batch window).
+    #[serde(default)]
+    pub sqs_to_object_us: EncodedHistogram,
 }
 
 impl Metrics {
@@ -46,6 +54,7 @@ impl Metrics {
             notices_published: self.notices_published.load(Relaxed),
             deleted_records: self.deleted_records.load(Relaxed),
             invocations: self.invocations.load(Relaxed),
+            sqs_to_object_us: self.sqs_to_object.encoded(),
         }
     }
 

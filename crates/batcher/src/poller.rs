@@ -108,7 +108,13 @@ pub async fn run<S: Sink + 'static>(
         }
     }
     let snapshot = metrics.snapshot();
-    tracing::info!(?snapshot, "batcher stopped");
+    tracing::info!(
+        records = snapshot.records_in,
+        events_written = snapshot.events_written,
+        objects = snapshot.objects_written,
+        deleted = snapshot.deleted_records,
+        "batcher stopped"
+    );
     match first_error {
         Some(e) => Err(e),
         None => Ok(snapshot),
@@ -199,6 +205,7 @@ async fn receive_loop(sqs: aws_sdk_sqs::Client, queue_url: String, tx: mpsc::Sen
             .wait_time_seconds(1)
             .message_attribute_names(PACKING_ATTRIBUTE)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await;
         match result {
@@ -222,6 +229,10 @@ async fn receive_loop(sqs: aws_sdk_sqs::Client, queue_url: String, tx: mpsc::Sen
 }
 
 fn to_received(message: Message) -> Option<Received> {
+    let sent_at_ms = message
+        .attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+        .and_then(|v| v.parse().ok());
     let packing = message
         .message_attributes()
         .and_then(|a| a.get(PACKING_ATTRIBUTE))
@@ -232,6 +243,7 @@ fn to_received(message: Message) -> Option<Received> {
             message_id: message.message_id?,
             body: message.body.unwrap_or_default(),
             packing,
+            sent_at_ms,
         },
         receipt_handle: message.receipt_handle?,
     })

@@ -2,8 +2,10 @@
 
 use std::future::Future;
 
-use crate::notice::{ObjectNotice, s3_event_json};
-use crate::{BatcherError, FileFormat};
+use rawfiles::FileFormat;
+use rawfiles::notice::{ObjectNotice, s3_event_json};
+
+use crate::BatcherError;
 
 pub trait Sink: Send + Sync {
     /// Stores an object; returns its notice (bucket, key, size, ETag).
@@ -31,7 +33,7 @@ pub struct AwsSink {
 
 impl AwsSink {
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, topic_arn: String) -> Self {
-        let s3 = stack::s3_client(sdk);
+        let s3 = rawfiles::s3_client(sdk);
         Self {
             s3,
             sns: aws_sdk_sns::Client::new(sdk),
@@ -72,6 +74,7 @@ impl Sink for AwsSink {
                 .unwrap_or_default()
                 .trim_matches('"')
                 .to_owned(),
+            event_time: Some(chrono::Utc::now()),
         })
     }
 
@@ -80,7 +83,10 @@ impl Sink for AwsSink {
             .publish()
             .topic_arn(&self.topic_arn)
             .subject("ObjectCreated")
-            .message(s3_event_json(notice, chrono::Utc::now()))
+            .message(s3_event_json(
+                notice,
+                notice.event_time.unwrap_or_else(chrono::Utc::now),
+            ))
             .send()
             .await
             .map_err(|e| BatcherError::Announce {

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use batcher::handler::{Handler, HandlerConfig};
-use batcher::partition::PartitionKey;
 use batcher::sink::AwsSink;
-use batcher::{BatcherConfig, BatcherError, Fault, FileFormat, Metrics, object};
+use batcher::{BatcherConfig, BatcherError, Fault, FileFormat, Metrics};
 use events::wire;
+use rawfiles::format as object;
+use rawfiles::partition::PartitionKey;
 use stack::scratch::ScratchStack;
 
 struct Fixture {
@@ -28,7 +29,7 @@ impl Fixture {
     async fn new() -> Self {
         let stack = ScratchStack::shared().await;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let sdk = stack::aws_config(&stack.state.aws).await;
+        let sdk = runtime::aws::sdk_config(&stack.state.aws).await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let queue_url = sqs
             .create_queue()
@@ -48,7 +49,7 @@ impl Fixture {
             .unwrap()
             .topic_arn
             .unwrap();
-        let s3 = stack::s3_client(&sdk);
+        let s3 = rawfiles::s3_client(&sdk);
         Self {
             bucket: stack.output("BucketName").to_owned(),
             _stack: stack,

@@ -205,13 +205,13 @@ async fn main() {
     // Ctrl-C or SIGTERM still takes the scratch stack down (when `stack` drops).
     tokio::select! {
         () = bench(&args, &stack) => {}
-        () = stack::component::shutdown_signal() => eprintln!("interrupted"),
+        () = runtime::shutdown_signal() => eprintln!("interrupted"),
     }
 }
 
 async fn bench(args: &Args, stack: &ScratchStack) {
     let amqp = stack.state.rabbitmq.amqp_url.clone();
-    let sdk = stack::aws_config(&stack.state.aws).await;
+    let sdk = runtime::aws::sdk_config(&stack.state.aws).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let n = args.events;
     println!("# components on a scratch native stack, {n} events");
@@ -304,8 +304,8 @@ async fn bench(args: &Args, stack: &ScratchStack) {
     );
 
     // Pipe: every object the batcher announced.
-    let s3 = stack::s3_client(&sdk);
-    let sf = snowflake::Client::connect(stack.state.snowflake.client_config().unwrap())
+    let s3 = rawfiles::s3_client(&sdk);
+    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
         .await
         .unwrap();
     let loader = pipe::Loader::new(sf, s3).await.unwrap();
@@ -313,7 +313,8 @@ async fn bench(args: &Args, stack: &ScratchStack) {
     let started = Instant::now();
     let objects = snapshot.objects_written;
     let m = pm.clone();
-    let ps = pipe::poller::run(&notify, &sqs, &loader, &pm, async move {
+    let poller = pipe::poller::PollerConfig::new(notify.clone());
+    let ps = pipe::poller::run(&poller, &sqs, &loader, &pm, async move {
         wait_for("pipe", || {
             m.files_loaded.load(Relaxed) + m.files_skipped.load(Relaxed) >= objects
         })
@@ -342,7 +343,7 @@ async fn bench(args: &Args, stack: &ScratchStack) {
         "backfill history (COPY)       {:>10.0} rows/s",
         h.inserted as f64 / started.elapsed().as_secs_f64()
     );
-    let sf = snowflake::Client::connect(stack.state.snowflake.client_config().unwrap())
+    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
         .await
         .unwrap();
     let started = Instant::now();

@@ -38,50 +38,39 @@ pub enum ComponentError {
     },
 }
 
-/// The components the harness runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Component {
-    Relay,
-    Batcher,
-    Pipe,
+/// The components the harness runs (the binary's and package's name is [`Component::name`]).
+pub use synth::Component;
+
+/// The scenario's `[pipeline]` settings as a component's flags.
+fn flags(component: Component, scenario: &Scenario) -> Vec<String> {
+    let p = &scenario.pipeline;
+    match component {
+        Component::Relay => vec![
+            "--pack".into(),
+            p.pack.clamp(1, u32::from(u16::MAX)).to_string(),
+            "--prefetch".into(),
+            p.prefetch.to_string(),
+        ],
+        Component::Batcher => vec![
+            "--batch-size".into(),
+            p.batch_size.to_string(),
+            "--batch-window".into(),
+            format!("{}ms", p.batch_window.get().as_millis()),
+            "--format".into(),
+            match p.file_format {
+                synth::FileFormat::Ndjson => "ndjson".into(),
+                synth::FileFormat::Parquet => "parquet".into(),
+            },
+        ],
+        Component::Pipe => Vec::new(),
+    }
 }
 
-impl Component {
-    pub const ALL: [Component; 3] = [Component::Relay, Component::Batcher, Component::Pipe];
-
-    /// The binary's (and package's) name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Component::Relay => "relay",
-            Component::Batcher => "batcher",
-            Component::Pipe => "pipe",
-        }
-    }
-
-    /// The scenario's `[pipeline]` settings as this component's flags.
-    fn flags(self, scenario: &Scenario) -> Vec<String> {
-        let p = &scenario.pipeline;
-        match self {
-            Component::Relay => vec![
-                "--pack".into(),
-                p.pack.clamp(1, u32::from(u16::MAX)).to_string(),
-                "--prefetch".into(),
-                p.prefetch.to_string(),
-            ],
-            Component::Batcher => vec![
-                "--batch-size".into(),
-                p.batch_size.to_string(),
-                "--batch-window".into(),
-                format!("{}ms", p.batch_window.get().as_millis()),
-                "--format".into(),
-                match p.file_format {
-                    synth::FileFormat::Ndjson => "ndjson".into(),
-                    synth::FileFormat::Parquet => "parquet".into(),
-                },
-            ],
-            Component::Pipe => Vec::new(),
-        }
-    }
+/// What a run asks of the components beyond the scenario's `[pipeline]`.
+#[derive(Clone, Debug, Default)]
+pub struct ComponentOptions {
+    /// The pipe appends a line per loaded file here (`--load-log`), for freshness.
+    pub load_log: Option<PathBuf>,
 }
 
 /// Where the component executables are.
@@ -150,11 +139,32 @@ struct Child {
 }
 
 /// Counters the components last wrote (None until a component's first write).
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ComponentMetrics {
     pub relay: Option<relay::MetricsSnapshot>,
     pub batcher: Option<batcher::MetricsSnapshot>,
     pub pipe: Option<pipe::MetricsSnapshot>,
+}
+
+/// The components' metrics files.
+#[derive(Clone, Debug)]
+pub struct MetricsReader(Vec<(Component, PathBuf)>);
+
+impl MetricsReader {
+    pub fn read(&self) -> ComponentMetrics {
+        let mut out = ComponentMetrics::default();
+        for (component, path) in &self.0 {
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
+            match component {
+                Component::Relay => out.relay = serde_json::from_slice(&bytes).ok(),
+                Component::Batcher => out.batcher = serde_json::from_slice(&bytes).ok(),
+                Component::Pipe => out.pipe = serde_json::from_slice(&bytes).ok(),
+            }
+        }
+        out
+    }
 }
 
 /// Running components. Dropping this kills them (SIGKILL); [`Components::stop`] is the clean way.
@@ -171,6 +181,7 @@ impl Components {
         stack: &StackName,
         scenario: &Scenario,
         work_dir: &Path,
+        options: &ComponentOptions,
     ) -> Result<Self, ComponentError> {
         binaries.check()?;
         std::fs::create_dir_all(work_dir).map_err(|source| ComponentError::Io {
@@ -187,6 +198,11 @@ impl Components {
                 context: format!("creating {}", log.display()),
                 source,
             })?;
+            let mut extra = flags(component, scenario);
+            if let (Component::Pipe, Some(log)) = (component, &options.load_log) {
+                extra.push("--load-log".into());
+                extra.push(log.display().to_string());
+            }
             let process = tokio::process::Command::new(path)
                 .arg("--stack")
                 .arg(stack.as_str())
@@ -194,7 +210,7 @@ impl Components {
                 .arg(root)
                 .arg("--metrics-file")
                 .arg(&metrics)
-                .args(component.flags(scenario))
+                .args(extra)
                 .env(
                     "RUST_LOG",
                     std::env::var("SLUICE_COMPONENT_LOG").unwrap_or_else(|_| "info".into()),
@@ -234,19 +250,27 @@ impl Components {
         Ok(())
     }
 
+    /// Each running component's process id.
+    pub fn pids(&self) -> Vec<(Component, u32)> {
+        self.children
+            .iter()
+            .filter_map(|c| Some((c.component, c.process.id()?)))
+            .collect()
+    }
+
     pub fn metrics(&self) -> ComponentMetrics {
-        let mut out = ComponentMetrics::default();
-        for child in &self.children {
-            let Ok(bytes) = std::fs::read(&child.metrics) else {
-                continue;
-            };
-            match child.component {
-                Component::Relay => out.relay = serde_json::from_slice(&bytes).ok(),
-                Component::Batcher => out.batcher = serde_json::from_slice(&bytes).ok(),
-                Component::Pipe => out.pipe = serde_json::from_slice(&bytes).ok(),
-            }
-        }
-        out
+        self.reader().read()
+    }
+
+    /// Reads the components' metrics files without borrowing the components (for a sampler
+    /// running beside the run).
+    pub fn reader(&self) -> MetricsReader {
+        MetricsReader(
+            self.children
+                .iter()
+                .map(|c| (c.component, c.metrics.clone()))
+                .collect(),
+        )
     }
 
     /// SIGTERM to every component, then waits (up to `grace` each) for them to flush and exit;

@@ -1,10 +1,10 @@
 //! Running the dbt project in `infra/dbt` with the pinned dbt-snowflake, against the stack's
-//! warehouse: `dbt run`, `dbt test`, `dbt build` and `dbt source freshness`, each summarised
-//! from dbt's own `run_results.json` / `sources.json`.
+//! warehouse: `dbt run`, `dbt test`, `dbt build` and `dbt source freshness` in one Python process
+//! (`infra/dbt/invoke.py`), each summarised from dbt's own `run_results.json` / `sources.json`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stack::State;
 
@@ -19,11 +19,11 @@ pub enum DbtError {
         source: std::io::Error,
     },
     #[error(
-        "dbt {command} exited with {status} without results (log: {}):\n{tail}",
+        "dbt ({command}) exited with {status} without results (log: {}):\n{tail}",
         log.display()
     )]
     Crashed {
-        command: &'static str,
+        command: String,
         status: std::process::ExitStatus,
         log: PathBuf,
         tail: String,
@@ -129,9 +129,48 @@ impl std::fmt::Display for DbtReport {
     }
 }
 
+/// A dbt command the harness runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbtCommand {
+    /// `dbt run`: every model, whatever the tests would say.
+    Run,
+    /// `dbt test`: every data test, on the models as they are.
+    Test,
+    /// `dbt build`: models and tests interleaved (a failed test skips the models downstream).
+    Build,
+    /// `dbt source freshness` on the RAW tables.
+    SourceFreshness,
+}
+
+impl DbtCommand {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbtCommand::Run => "run",
+            DbtCommand::Test => "test",
+            DbtCommand::Build => "build",
+            DbtCommand::SourceFreshness => "source freshness",
+        }
+    }
+}
+
 pub struct Dbt {
     config: DbtConfig,
-    program: PathBuf,
+    python: PathBuf,
+}
+
+/// What `infra/dbt/invoke.py` reports.
+#[derive(Debug, serde::Deserialize)]
+struct Summary {
+    #[serde(default)]
+    error: Option<String>,
+    commands: Vec<CommandSummary>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CommandSummary {
+    command: String,
+    seconds: f64,
+    results: Option<PathBuf>,
 }
 
 impl Dbt {
@@ -142,50 +181,30 @@ impl Dbt {
         ))?;
         Ok(Self {
             config,
-            program: venv.bin("dbt"),
+            python: venv.python(),
         })
     }
 
-    /// `dbt build`: every model, then its tests (a failed test skips the models downstream).
-    pub async fn build(&self) -> Result<DbtReport, DbtError> {
-        self.run("build", &[]).await
-    }
-
-    /// `dbt run`: every model, whatever the tests would say.
-    pub async fn run_models(&self) -> Result<DbtReport, DbtError> {
-        self.run("run", &[]).await
-    }
-
-    /// `dbt test`: every data test, on the models as they are.
-    pub async fn test(&self) -> Result<DbtReport, DbtError> {
-        self.run("test", &[]).await
-    }
-
-    /// `dbt source freshness` on the RAW tables.
-    pub async fn freshness(&self) -> Result<DbtReport, DbtError> {
-        self.run("source freshness", &[]).await
-    }
-
-    async fn run(&self, command: &'static str, extra: &[&str]) -> Result<DbtReport, DbtError> {
+    /// Runs `commands` in order in one Python process, which imports dbt and parses the project
+    /// once (see `infra/dbt/invoke.py`); every command runs whatever the previous one found, and
+    /// each is summarised from its own results file.
+    pub async fn invoke(&self, commands: &[DbtCommand]) -> Result<Vec<DbtReport>, DbtError> {
         let target_path = self.config.work_dir.join("target");
         let log_dir = self.config.work_dir.join("logs");
         std::fs::create_dir_all(&log_dir)
             .map_err(io_err(format!("creating {}", log_dir.display())))?;
-        let log = log_dir.join(format!("{}.log", command.replace(' ', "-")));
-        let results_file = target_path.join(if command == "source freshness" {
-            "sources.json"
-        } else {
-            "run_results.json"
-        });
-        let _ = std::fs::remove_file(&results_file);
+        let names: Vec<&str> = commands.iter().map(|c| c.as_str()).collect();
+        let log = log_dir.join(format!("{}.log", names.join("-").replace(' ', "-")));
+        let summary_file = self.config.work_dir.join("invoke-summary.json");
+        let _ = std::fs::remove_file(&summary_file);
         let out =
             std::fs::File::create(&log).map_err(io_err(format!("creating {}", log.display())))?;
         let err = out
             .try_clone()
             .map_err(io_err("duplicating a log handle"))?;
         let vars = format!("{{supply_constrained: {}}}", self.config.supply_constrained);
-        let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.args(command.split(' '))
+        let mut cmd = tokio::process::Command::new(&self.python);
+        cmd.arg(stack::infra_dir().join("dbt/invoke.py"))
             .arg("--project-dir")
             .arg(&self.config.project_dir)
             .arg("--profiles-dir")
@@ -193,7 +212,9 @@ impl Dbt {
             .arg("--target-path")
             .arg(&target_path)
             .args(["--vars", &vars])
-            .args(extra)
+            .arg("--out")
+            .arg(&summary_file)
+            .args(&names)
             .env("DBT_LOG_PATH", &log_dir)
             .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
             .env("SLUICE_DBT_TARGET", self.config.target)
@@ -205,35 +226,47 @@ impl Dbt {
         if let Some(port) = self.config.fakesnow_port {
             cmd.env("SLUICE_FAKESNOW_PORT", port.to_string());
         }
-        let started = Instant::now();
         let status = cmd
             .status()
             .await
-            .map_err(io_err(format!("running {}", self.program.display())))?;
-        let elapsed = started.elapsed();
-        let Ok(text) = std::fs::read_to_string(&results_file) else {
-            return Err(DbtError::Crashed {
-                command,
-                status,
-                tail: stack::log_tail(&log, 30),
-                log,
-            });
+            .map_err(io_err(format!("running {}", self.python.display())))?;
+        let crashed = |what: String| DbtError::Crashed {
+            command: what,
+            status,
+            tail: stack::log_tail(&log, 30),
+            log: log.clone(),
         };
-        let mut report = parse_results(command, &text).map_err(|reason| DbtError::Results {
-            path: results_file.clone(),
-            reason,
+        let Ok(text) = std::fs::read_to_string(&summary_file) else {
+            return Err(crashed(names.join(", ")));
+        };
+        let summary: Summary = serde_json::from_str(&text).map_err(|e| DbtError::Results {
+            path: summary_file.clone(),
+            reason: e.to_string(),
         })?;
-        report.elapsed = elapsed;
-        report.log = log;
-        if !status.success() && report.ok() {
-            // dbt failed outside any node (a compile error, say): the log says why.
-            report.failures.push(NodeFailure {
-                unique_id: format!("dbt {command}"),
-                status: "error".into(),
-                message: format!("exited with {status}; see the log"),
-            });
+        if let Some(error) = summary.error {
+            return Err(crashed(error));
         }
-        Ok(report)
+        let mut reports = Vec::new();
+        for (command, ran) in commands.iter().zip(&summary.commands) {
+            debug_assert_eq!(command.as_str(), ran.command);
+            let Some(results) = &ran.results else {
+                return Err(crashed(format!("dbt {}", ran.command)));
+            };
+            let text = std::fs::read_to_string(results)
+                .map_err(io_err(format!("reading {}", results.display())))?;
+            let mut report =
+                parse_results(command.as_str(), &text).map_err(|reason| DbtError::Results {
+                    path: results.clone(),
+                    reason,
+                })?;
+            report.elapsed = Duration::from_secs_f64(ran.seconds);
+            report.log = log.clone();
+            reports.push(report);
+        }
+        if reports.len() < commands.len() {
+            return Err(crashed(names.join(", ")));
+        }
+        Ok(reports)
     }
 }
 
@@ -281,9 +314,13 @@ pub fn parse_results(command: &'static str, text: &str) -> Result<DbtReport, Str
     Ok(report)
 }
 
-/// The folder dbt's output for `stack` goes to.
+/// The folder dbt's output for `stack` goes to: beside the stack's folder rather than in it, so
+/// dbt's partial parsing survives a `down` and `up` of the stack.
 pub fn work_dir(state: &State) -> PathBuf {
-    state.dir.join("dbt")
+    match state.dir.parent() {
+        Some(parent) => parent.join(".dbt").join(state.stack.as_str()),
+        None => state.dir.join("dbt"),
+    }
 }
 
 #[cfg(test)]

@@ -9,48 +9,38 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use backfill::history::HistoryReport;
-use backfill::snapshot::{SnapshotConfig, SnapshotReport};
+use backfill::snapshot::SnapshotReport;
 use events::Event;
-use stack::{StackName, State};
-use synth::{Body, Generator, Scenario};
+use stack::StackName;
+use synth::{Generator, Scenario};
 
-use crate::components::{ComponentBinaries, ComponentError, ComponentMetrics, Components};
-use crate::dbt::{Dbt, DbtConfig, DbtError, DbtReport};
+use crate::components::{ComponentBinaries, ComponentError, ComponentMetrics, ComponentOptions};
+use crate::dbt::{Dbt, DbtCommand, DbtConfig, DbtError, DbtReport};
 use crate::diff::{MartsDiff, diff_marts};
+use crate::drain::{DrainError, Expect, Observed, drain};
 use crate::mart::Marts;
 use crate::oracle::expected_marts;
 use crate::publish::{Pacing, PublishConfig, PublishError, PublishReport, publish};
-use crate::queues::{QueueDepths, QueueError, Queues};
+use crate::queues::{QueueDepths, QueueError};
+use crate::session::{Session, SessionError};
 use crate::warehouse::{self, LoadHistory, Misplaced, RawCount, WarehouseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum E2eError {
-    #[error("reading the stack's state: {0}")]
-    State(#[from] stack::StackError),
-    #[error("connecting to Snowflake: {0}")]
-    Snowflake(#[source] snowflake::Error),
-    #[error("PostgreSQL ({what}): {source}")]
-    Postgres {
-        what: &'static str,
-        #[source]
-        source: tokio_postgres::Error,
-    },
-    #[error("backfill: {0}")]
-    Backfill(#[from] backfill::BackfillError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Drain(#[from] DrainError),
     #[error(transparent)]
     Component(#[from] ComponentError),
     #[error("publishing: {0}")]
     Publish(#[from] PublishError),
     #[error(transparent)]
     Dbt(#[from] DbtError),
-}
-
-fn pg_err(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> E2eError {
-    move |source| E2eError::Postgres { what, source }
 }
 
 /// What to run, against which stack.
@@ -186,51 +176,28 @@ impl Clock {
 /// Runs the scenario end to end. `progress` receives one line per step and, while waiting,
 /// a line every few seconds.
 pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunReport, E2eError> {
-    let state = State::load(&config.root, &config.stack)?;
+    let mut session = Session::open(&config.root, &config.stack).await?;
     let scenario = &config.scenario;
     let seed = config.seed.unwrap_or(scenario.seed);
     let mut clock = Clock::new();
     let mut problems = Vec::new();
 
-    // Connections, and a clean slate: the warehouse must hold exactly this run's events.
-    let sf_config = state
-        .snowflake
-        .client_config()
-        .map_err(E2eError::Snowflake)?;
-    let sf = snowflake::Client::connect(sf_config)
-        .await
-        .map_err(E2eError::Snowflake)?;
-    let (mut pg, connection) = tokio_postgres::connect(&state.postgres.url, tokio_postgres::NoTls)
-        .await
-        .map_err(pg_err("connecting"))?;
-    tokio::spawn(connection);
-    let sdk = stack::aws_config(&state.aws).await;
-    let queues = Queues::connect(&state, aws_sdk_sqs::Client::new(&sdk)).await?;
-    warehouse::reset(&sf).await?;
-    pg.batch_execute("DELETE FROM history.events")
-        .await
-        .map_err(pg_err("emptying history.events"))?;
-    queues.purge().await?;
+    // A clean slate: the warehouse must hold exactly this run's events.
+    session.reset().await?;
     progress("reset RAW, LOAD_HISTORY, history.events and every queue");
 
-    // The events: history, then the stream (first emissions, duplicates, poison).
+    // The events: history, then the stream's first emissions (the oracle's input). The stream
+    // itself is generated again as it is published, so no emission is held in memory twice.
     let mut generator = Generator::new(scenario, Some(seed));
     let history: Vec<Event> = generator.history().collect();
-    let emissions: Vec<synth::Emission> = generator.stream().collect();
+    let stream_events: Vec<Event> = generator.first_events().collect();
     let stats = generator.stats().clone();
-    let stream_events: Vec<&Event> = emissions
-        .iter()
-        .filter_map(|e| match &e.body {
-            Body::Event(event) => Some(event),
-            Body::Duplicate(_) | Body::Poison(_) => None,
-        })
-        .collect();
     let overlap: Vec<Event> = stream_events
         .iter()
         .take(config.overlap as usize)
-        .map(|e| (*e).clone())
+        .cloned()
         .collect();
-    let expected = expected_marts(history.iter().chain(stream_events.iter().copied()));
+    let expected = expected_marts(history.iter().chain(stream_events.iter()));
     let produced = Produced {
         history: stats.history,
         stream: stats.stream_events(),
@@ -248,19 +215,17 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     clock.lap("reset");
 
     // Backfill: history (with any overlap) into PostgreSQL, then the snapshot into RAW.
+    let (history_report, snapshot_report) = session
+        .backfill(
+            history.into_iter().chain(overlap),
+            format!("e2e-{}-{seed}", scenario.name),
+        )
+        .await?;
     let mut hops = Hops {
-        history: backfill::history::load(&mut pg, history.iter().chain(&overlap).cloned()).await?,
+        history: history_report,
+        snapshot: snapshot_report,
         ..Hops::default()
     };
-    hops.snapshot = backfill::snapshot::copy(
-        &pg,
-        &sf,
-        &SnapshotConfig {
-            snapshot_id: format!("e2e-{}-{seed}", scenario.name),
-            ..SnapshotConfig::default()
-        },
-    )
-    .await?;
     let backfill_time = clock.lap("backfill");
     progress(&format!(
         "backfill: {} history events into PostgreSQL, {} rows into RAW.EVENTS_BACKFILL ({:.1}s)",
@@ -270,28 +235,31 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     ));
 
     // The components, then the stream.
-    let work_dir = state.dir.join("e2e");
-    let mut components = Components::start(
+    let work_dir = session.state.dir.join("e2e");
+    let mut components = session.start_components(
         &config.binaries,
-        &config.root,
-        &config.stack,
         scenario,
         &work_dir,
+        &ComponentOptions::default(),
     )?;
     progress(&format!(
         "started relay, batcher and pipe (logs and metrics in {})",
         work_dir.display()
     ));
-    let total = emissions.len() as u64;
-    let mut publish_config = PublishConfig::new(state.rabbitmq.amqp_url.clone());
+    let total = stats.stream_events() + stats.duplicates + stats.poison;
+    let mut publish_config = PublishConfig::new(session.state.rabbitmq.amqp_url.clone());
     publish_config.pacing = config.pacing;
     let mut last_report = Instant::now();
-    hops.published = publish(&publish_config, emissions, |n| {
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            last_report = Instant::now();
-            progress(&format!("  published {n}/{total}"));
-        }
-    })
+    hops.published = publish(
+        &publish_config,
+        Generator::new(scenario, Some(seed)).stream(),
+        |n| {
+            if last_report.elapsed() >= Duration::from_secs(2) {
+                last_report = Instant::now();
+                progress(&format!("  published {n}/{total}"));
+            }
+        },
+    )
     .await?;
     let stream_time = clock.lap("stream");
     progress(&format!(
@@ -307,41 +275,36 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         poison: produced.poison,
         stream_distinct: produced.stream,
     };
-    let deadline = Instant::now() + config.quiesce_timeout;
-    let mut settled = 0;
     let mut last_progress = Instant::now();
-    let stuck = loop {
-        if let Err(e) = components.check_running() {
-            break Some(e.to_string());
-        }
-        hops.components = components.metrics();
-        hops.queues = queues.depths().await?;
-        hops.raw_stream = warehouse::raw_count(&sf, "EVENTS_STREAM").await?;
-        let gap = expect.first_gap(&hops);
-        settled = if gap.is_none() { settled + 1 } else { 0 };
-        // Two clean looks in a row: the metrics files lag by up to a second.
-        if settled >= 2 {
-            break None;
-        }
-        if Instant::now() >= deadline {
-            break Some(format!(
-                "not quiescent after {:?}: {}\n(component counters are their last metrics-file writes, up to 1 s old)\n{}",
-                config.quiesce_timeout,
-                gap.unwrap_or_else(|| "counts settled too late".into()),
-                hop_table(&expect, &hops)
-            ));
-        }
-        if last_progress.elapsed() >= Duration::from_secs(3) {
-            last_progress = Instant::now();
-            progress(&format!(
-                "  waiting: {}/{} streamed events in RAW; {}",
-                hops.raw_stream.distinct_events,
-                expect.stream_distinct,
-                gap.as_deref().unwrap_or("settling")
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let drained = drain(
+        &expect,
+        &mut components,
+        &session.queues,
+        &session.sf,
+        config.quiesce_timeout,
+        Duration::from_millis(500),
+        |observed, gap| {
+            if last_progress.elapsed() >= Duration::from_secs(3) {
+                last_progress = Instant::now();
+                progress(&format!(
+                    "  waiting: {}/{} streamed events in RAW; {}",
+                    observed.raw_stream.distinct_events,
+                    expect.stream_distinct,
+                    gap.unwrap_or("settling")
+                ));
+            }
+        },
+    )
+    .await?;
+    let Observed {
+        components: last_metrics,
+        queues: last_queues,
+        raw_stream,
+    } = drained.observed;
+    hops.components = last_metrics;
+    hops.queues = last_queues;
+    hops.raw_stream = raw_stream;
+    let stuck = drained.stuck;
     let quiesce_time = clock.lap("quiescence");
     match &stuck {
         None => progress(&format!(
@@ -356,11 +319,11 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         Ok(final_metrics) => hops.components = final_metrics,
         Err(e) => problems.push(format!("a component did not stop cleanly: {e}")),
     }
-    hops.raw_backfill = warehouse::raw_count(&sf, "EVENTS_BACKFILL").await?;
-    hops.raw_union = warehouse::raw_union(&sf).await?;
-    hops.load_history = warehouse::load_history(&sf).await?;
-    hops.queues = queues.depths().await?;
-    queues.close().await;
+    let sf = &session.sf;
+    hops.raw_backfill = warehouse::raw_count(sf, "EVENTS_BACKFILL").await?;
+    hops.raw_union = warehouse::raw_union(sf).await?;
+    hops.load_history = warehouse::load_history(sf).await?;
+    hops.queues = session.queues.depths().await?;
     clock.lap("stop components");
 
     let mut report = RunReport {
@@ -378,24 +341,28 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     };
     if report.stuck.is_some() {
         report.phases = clock.phases;
+        session.close().await;
         return Ok(report);
     }
 
     // dbt: the models, then the tests and source freshness. Not `dbt build`: a failed test
     // would skip the marts downstream, and the diff is what says which rows are wrong.
     progress("dbt run, test and source freshness ...");
+    let state = &session.state;
     let dbt = Dbt::new(DbtConfig::for_stack(
-        &state,
-        crate::dbt::work_dir(&state),
+        state,
+        crate::dbt::work_dir(state),
         scenario.supply.constrained,
     ))?;
-    let models = dbt.run_models().await?;
-    progress(models.to_string().trim_end());
-    let tests = dbt.test().await?;
-    progress(tests.to_string().trim_end());
-    let freshness = dbt.freshness().await?;
-    progress(freshness.to_string().trim_end());
-    for r in [&models, &tests, &freshness] {
+    let dbt_reports = dbt
+        .invoke(&[
+            DbtCommand::Run,
+            DbtCommand::Test,
+            DbtCommand::SourceFreshness,
+        ])
+        .await?;
+    for r in &dbt_reports {
+        progress(r.to_string().trim_end());
         for f in &r.failures {
             report.problems.push(format!(
                 "dbt {}: {} {}: {}",
@@ -403,15 +370,16 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
             ));
         }
     }
+    let models = &dbt_reports[0];
     let built = models.models > 0 && models.ok();
-    report.dbt = vec![models, tests, freshness];
+    report.dbt = dbt_reports;
     clock.lap("dbt");
 
     // Checks.
     // Marts are read even when a model failed, as long as they exist: reset dropped them, so
     // what is there was built by this run.
-    if built || warehouse::marts_exist(&sf).await? {
-        let actual = warehouse::read_marts(&sf).await?;
+    if built || warehouse::marts_exist(&session.sf).await? {
+        let actual = warehouse::read_marts(&session.sf).await?;
         let diff = diff_marts(&expected.marts, &actual);
         for t in diff.tables.iter().filter(|t| !t.is_match()) {
             report.problems.push(format!(
@@ -426,7 +394,7 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         report.diff = Some(diff);
         report.marts = Some(actual);
     }
-    let (checked, misplaced) = warehouse::check_partitions(&sf).await?;
+    let (checked, misplaced) = warehouse::check_partitions(&session.sf).await?;
     for m in misplaced.iter().take(5) {
         report.problems.push(format!(
             "event {} ({}, occurred {}) was loaded from {}, outside its partition",
@@ -443,6 +411,7 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         .hops
         .components
         .relay
+        .as_ref()
         .map(|r| r.dead_lettered)
         .unwrap_or(0);
     if dead_lettered != report.produced.poison
@@ -461,121 +430,11 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     }
     clock.lap("checks");
     report.phases = clock.phases;
-    let _ = sf.close().await;
+    session.close().await;
     Ok(report)
 }
 
 /// What quiescence waits for.
-struct Expect {
-    published: u64,
-    poison: u64,
-    stream_distinct: u64,
-}
-
-impl Expect {
-    /// The first hop, in pipeline order, that has not caught up; None when all have.
-    fn first_gap(&self, hops: &Hops) -> Option<String> {
-        let q = &hops.queues;
-        let Some(relay) = hops.components.relay else {
-            return Some("the relay has not reported yet".into());
-        };
-        if relay.received < self.published {
-            return Some(format!(
-                "RabbitMQ -> relay: {} of {} published bodies received ({} ready in the source queues)",
-                relay.received, self.published, q.rabbit_ready
-            ));
-        }
-        if relay.forwarded + relay.dead_lettered < relay.received {
-            return Some(format!(
-                "relay -> SQS: {} received, {} forwarded, {} dead-lettered",
-                relay.received, relay.forwarded, relay.dead_lettered
-            ));
-        }
-        if q.rabbit_dead_letter < self.poison {
-            return Some(format!(
-                "dead-letter queue: {} of {} poison bodies arrived",
-                q.rabbit_dead_letter, self.poison
-            ));
-        }
-        if !q.ingest.is_empty() {
-            return Some(format!("SQS ingest queue -> batcher: {}", q.ingest));
-        }
-        if !q.notify.is_empty() {
-            return Some(format!("SNS notify queue -> pipe: {}", q.notify));
-        }
-        if hops.raw_stream.distinct_events < self.stream_distinct {
-            return Some(format!(
-                "pipe -> RAW: {} of {} streamed events loaded, every queue empty",
-                hops.raw_stream.distinct_events, self.stream_distinct
-            ));
-        }
-        None
-    }
-}
-
-/// Every hop's counters, for the "where are the events stuck" report.
-fn hop_table(expect: &Expect, hops: &Hops) -> String {
-    let m = &hops.components;
-    let q = &hops.queues;
-    let mut out = String::new();
-    let mut line = |hop: &str, text: String| out.push_str(&format!("  {hop:<22} {text}\n"));
-    line(
-        "published",
-        format!("{} bodies ({} poison)", expect.published, expect.poison),
-    );
-    line(
-        "rabbitmq",
-        format!(
-            "{} ready in source queues, {} in dead-letter",
-            q.rabbit_ready, q.rabbit_dead_letter
-        ),
-    );
-    line(
-        "relay",
-        m.relay.map_or("no metrics yet".into(), |r| {
-            format!(
-                "{} received, {} forwarded, {} dead-lettered, {} acked",
-                r.received, r.forwarded, r.dead_lettered, r.acked
-            )
-        }),
-    );
-    line(
-        "sqs ingest",
-        format!("{}; dead-letter: {}", q.ingest, q.ingest_dead_letter),
-    );
-    line(
-        "batcher",
-        m.batcher.map_or("no metrics yet".into(), |b| {
-            format!(
-                "{} events in, {} written in {} objects, {} poison / {} failed records",
-                b.events_in,
-                b.events_written,
-                b.objects_written,
-                b.poison_records,
-                b.failed_records
-            )
-        }),
-    );
-    line("sns -> notify queue", q.notify.to_string());
-    line(
-        "pipe",
-        m.pipe.map_or("no metrics yet".into(), |p| {
-            format!(
-                "{} files loaded ({} rows), {} skipped, {} failed",
-                p.files_loaded, p.rows_loaded, p.files_skipped, p.files_failed
-            )
-        }),
-    );
-    line(
-        "RAW.EVENTS_STREAM",
-        format!(
-            "{} rows, {} of {} streamed events",
-            hops.raw_stream.rows, hops.raw_stream.distinct_events, expect.stream_distinct
-        ),
-    );
-    out
-}
-
 impl std::fmt::Display for RunReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let p = &self.produced;
@@ -594,21 +453,21 @@ impl std::fmt::Display for RunReport {
             h.history.inserted, h.snapshot.inserted
         )?;
         writeln!(f, "  published     {} bodies", h.published.published)?;
-        if let Some(r) = m.relay {
+        if let Some(r) = &m.relay {
             writeln!(
                 f,
                 "  forwarded     {} by the relay in {} SQS messages; {} dead-lettered",
                 r.forwarded, r.sqs_messages, r.dead_lettered
             )?;
         }
-        if let Some(b) = m.batcher {
+        if let Some(b) = &m.batcher {
             writeln!(
                 f,
                 "  written       {} events in {} files by the batcher",
                 b.events_written, b.objects_written
             )?;
         }
-        if let Some(pipe) = m.pipe {
+        if let Some(pipe) = &m.pipe {
             writeln!(
                 f,
                 "  loaded        {} rows from {} files by the pipe ({} failed files)",
@@ -672,86 +531,5 @@ impl std::fmt::Display for RunReport {
             }
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::queues::SqsDepth;
-
-    fn caught_up() -> (Expect, Hops) {
-        let expect = Expect {
-            published: 100,
-            poison: 2,
-            stream_distinct: 95,
-        };
-        let mut hops = Hops::default();
-        hops.components.relay = Some(relay::MetricsSnapshot {
-            received: 100,
-            forwarded: 98,
-            dead_lettered: 2,
-            ..Default::default()
-        });
-        hops.queues.rabbit_dead_letter = 2;
-        hops.raw_stream = RawCount {
-            rows: 98,
-            distinct_events: 95,
-        };
-        (expect, hops)
-    }
-
-    #[test]
-    fn quiescence_names_the_first_hop_behind() {
-        let (expect, hops) = caught_up();
-        assert_eq!(expect.first_gap(&hops), None);
-
-        let mut behind = hops.clone();
-        behind.queues.ingest = SqsDepth {
-            visible: 3,
-            in_flight: 10,
-        };
-        behind.raw_stream.distinct_events = 80;
-        let gap = expect.first_gap(&behind).unwrap();
-        assert!(
-            gap.starts_with("SQS ingest queue -> batcher: 3 waiting, 10 in flight"),
-            "{gap}"
-        );
-
-        let mut relay_behind = behind.clone();
-        relay_behind.components.relay.as_mut().unwrap().received = 60;
-        relay_behind.queues.rabbit_ready = 40;
-        let gap = expect.first_gap(&relay_behind).unwrap();
-        assert!(
-            gap.contains("60 of 100 published bodies received (40 ready"),
-            "{gap}"
-        );
-
-        let mut lost = hops.clone();
-        lost.raw_stream.distinct_events = 90;
-        let gap = expect.first_gap(&lost).unwrap();
-        assert!(
-            gap.contains("90 of 95 streamed events loaded, every queue empty"),
-            "{gap}"
-        );
-
-        let table = hop_table(&expect, &lost);
-        for hop in [
-            "relay",
-            "sqs ingest",
-            "batcher",
-            "pipe",
-            "RAW.EVENTS_STREAM",
-        ] {
-            assert!(table.contains(hop), "{table}");
-        }
-    }
-
-    #[test]
-    fn missing_dead_letters_keep_the_run_waiting() {
-        let (expect, mut hops) = caught_up();
-        hops.queues.rabbit_dead_letter = 1;
-        let gap = expect.first_gap(&hops).unwrap();
-        assert!(gap.contains("1 of 2 poison bodies"), "{gap}");
     }
 }

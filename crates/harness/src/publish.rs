@@ -1,22 +1,36 @@
 //! Publishing a scenario's stream: each body to exchange `events` with routing key
-//! `<source>.<type>`, persistent, `message_id` = `event_id`, at the time the scenario places it
-//! (a fixed schedule from the start, so a slow moment is caught up rather than accumulated as
-//! drift), with confirms awaited in a bounded window.
+//! `<source>.<type>`, persistent, `message_id` = `event_id`, with confirms awaited in a bounded
+//! window.
+//!
+//! The load is open-model: every emission has an intended send time (the schedule's offset from
+//! the start), and a body is sent at that time or, if the publisher is behind, as soon as it
+//! can, never skipped and never rescheduled. The gap between the intended and the actual send
+//! is recorded as its own histogram (OpenMessaging Benchmark's publish delay), and freshness is
+//! measured from the intended time, so a slow publisher cannot hide latency (coordinated
+//! omission).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use lapin::PublisherConfirm;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use runtime::latency::{new_histogram, unix_micros};
 use synth::{Body, Emission};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pacing {
     /// At each emission's offset from the start: the scenario's rate.
     Scenario,
-    /// As fast as the broker confirms (load tests, backlogs).
+    /// As fast as the broker confirms (backlogs, throughput ceilings).
     Unpaced,
 }
+
+/// A send later than its intended time by more than this counts as fallen behind.
+pub const BEHIND: Duration = Duration::from_millis(5);
 
 #[derive(Clone, Debug)]
 pub struct PublishConfig {
@@ -25,6 +39,11 @@ pub struct PublishConfig {
     pub pacing: Pacing,
     /// Unconfirmed publishes allowed at once.
     pub confirm_window: usize,
+    /// Stamp each message with its publish time (header `sluice-published-at`, microseconds
+    /// since the epoch), from which the relay measures its hop.
+    pub stamp_publish_time: bool,
+    /// Emissions whose offset is below this are sent but their delay is not recorded.
+    pub warm_up: Duration,
 }
 
 impl PublishConfig {
@@ -34,11 +53,24 @@ impl PublishConfig {
             exchange: "events".into(),
             pacing: Pacing::Scenario,
             confirm_window: 2000,
+            stamp_publish_time: true,
+            warm_up: Duration::ZERO,
         }
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+/// Counters another task can read while publishing goes on (the load test's sampler).
+#[derive(Debug, Default)]
+pub struct PublishProgress {
+    /// Bodies handed to the broker.
+    pub sent: AtomicU64,
+    /// Bodies the broker confirmed.
+    pub confirmed: AtomicU64,
+    /// First emissions of an event sent (the events that must reach RAW).
+    pub events: AtomicU64,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PublishReport {
     /// Bodies published and confirmed.
     pub published: u64,
@@ -46,10 +78,42 @@ pub struct PublishReport {
     pub events: u64,
     pub duplicates: u64,
     pub poison: u64,
+    /// First emissions per source: cards, orders, manufacturing.
+    pub events_by_source: [u64; 3],
     pub bytes: u64,
     pub elapsed: Duration,
     /// The scenario's span: the last emission's offset.
     pub scheduled: Duration,
+    /// Sends later than intended by more than [`BEHIND`] (after the warm-up).
+    pub behind: u64,
+    /// Actual minus intended send time, microseconds, after the warm-up (empty when unpaced).
+    #[serde(skip)]
+    pub delay: Histogram<u64>,
+    /// When the first and the last body were sent, microseconds since the epoch.
+    pub first_sent_us: u64,
+    pub last_sent_us: u64,
+    /// When the schedule's offset 0 was, microseconds since the epoch.
+    pub schedule_start_us: u64,
+}
+
+impl Default for PublishReport {
+    fn default() -> Self {
+        Self {
+            published: 0,
+            events: 0,
+            duplicates: 0,
+            poison: 0,
+            events_by_source: [0; 3],
+            bytes: 0,
+            elapsed: Duration::ZERO,
+            scheduled: Duration::ZERO,
+            behind: 0,
+            delay: new_histogram(),
+            first_sent_us: 0,
+            last_sent_us: 0,
+            schedule_start_us: 0,
+        }
+    }
 }
 
 impl PublishReport {
@@ -74,10 +138,86 @@ pub enum PublishError {
     Nacked(u64),
 }
 
+/// Publish delay: how late each send was against its intended time, after the warm-up.
+#[derive(Debug)]
+pub struct DelayRecorder {
+    warm_up: Duration,
+    pub histogram: Histogram<u64>,
+    pub behind: u64,
+}
+
+impl DelayRecorder {
+    pub fn new(warm_up: Duration) -> Self {
+        Self {
+            warm_up,
+            histogram: new_histogram(),
+            behind: 0,
+        }
+    }
+
+    /// Records the send of the emission at `offset`, intended at `intended`, made at `actual`.
+    /// An early send (never, when paced) counts as on time.
+    pub fn record(&mut self, offset: Duration, intended: Instant, actual: Instant) {
+        if offset < self.warm_up {
+            return;
+        }
+        let late = actual.saturating_duration_since(intended);
+        self.histogram.saturating_record(late.as_micros() as u64);
+        self.behind += u64::from(late > BEHIND);
+    }
+}
+
+/// Where one emission goes and how it is labelled.
+struct Envelope {
+    routing_key: String,
+    message_id: String,
+    kind: &'static str,
+}
+
+fn envelope(emission: &Emission, report: &mut PublishReport) -> Envelope {
+    match &emission.body {
+        Body::Event(e) => {
+            report.events += 1;
+            report.events_by_source[e.source() as usize] += 1;
+            Envelope {
+                routing_key: e.routing_key(),
+                message_id: e.event_id().to_owned(),
+                kind: e.event_type().as_str(),
+            }
+        }
+        Body::Duplicate(e) => {
+            report.duplicates += 1;
+            Envelope {
+                routing_key: e.routing_key(),
+                message_id: e.event_id().to_owned(),
+                kind: e.event_type().as_str(),
+            }
+        }
+        Body::Poison(_) => {
+            report.poison += 1;
+            Envelope {
+                routing_key: emission.body.routing_key(),
+                message_id: uuid::Uuid::new_v4().to_string(),
+                kind: "poison",
+            }
+        }
+    }
+}
+
 /// Publishes every emission; `progress` is called with the number published so far.
 pub async fn publish(
     config: &PublishConfig,
     emissions: impl IntoIterator<Item = Emission>,
+    progress: impl FnMut(u64),
+) -> Result<PublishReport, PublishError> {
+    publish_observed(config, emissions, &PublishProgress::default(), progress).await
+}
+
+/// [`publish`], keeping `observed` up to date for a concurrent reader.
+pub async fn publish_observed(
+    config: &PublishConfig,
+    emissions: impl IntoIterator<Item = Emission>,
+    observed: &PublishProgress,
     mut progress: impl FnMut(u64),
 ) -> Result<PublishReport, PublishError> {
     let connection =
@@ -90,65 +230,63 @@ pub async fn publish(
         .await?;
     let mut pending: VecDeque<PublisherConfirm> = VecDeque::with_capacity(config.confirm_window);
     let mut report = PublishReport::default();
+    let mut delays = DelayRecorder::new(config.warm_up);
     let mut nacked = 0u64;
-    let start = tokio::time::Instant::now();
     let started = Instant::now();
+    report.schedule_start_us = unix_micros();
     for emission in emissions {
+        let intended = started + emission.offset;
         if config.pacing == Pacing::Scenario {
-            let due = start + emission.offset;
             // Sleeping under a millisecond costs more than it paces.
-            if due > tokio::time::Instant::now() + Duration::from_millis(1) {
-                tokio::time::sleep_until(due).await;
+            if intended > Instant::now() + Duration::from_millis(1) {
+                tokio::time::sleep_until(intended.into()).await;
             }
         }
         report.scheduled = emission.offset;
-        let (routing_key, message_id, kind) = match &emission.body {
-            Body::Event(e) => {
-                report.events += 1;
-                (
-                    e.routing_key(),
-                    e.event_id().to_owned(),
-                    e.event_type().as_str(),
-                )
-            }
-            Body::Duplicate(e) => {
-                report.duplicates += 1;
-                (
-                    e.routing_key(),
-                    e.event_id().to_owned(),
-                    e.event_type().as_str(),
-                )
-            }
-            Body::Poison(_) => {
-                report.poison += 1;
-                (
-                    emission.body.routing_key(),
-                    uuid::Uuid::new_v4().to_string(),
-                    "poison",
-                )
-            }
-        };
+        let envelope = envelope(&emission, &mut report);
         let body = emission.body.encode();
         report.bytes += body.len() as u64;
-        let properties = lapin::BasicProperties::default()
+        let sent_us = unix_micros();
+        let mut properties = lapin::BasicProperties::default()
             .with_content_type("application/x-protobuf".into())
-            .with_type(kind.into())
-            .with_message_id(message_id.as_str().into())
+            .with_type(envelope.kind.into())
+            .with_message_id(envelope.message_id.as_str().into())
+            .with_timestamp(sent_us / 1_000_000)
             .with_delivery_mode(2);
+        if config.stamp_publish_time {
+            let mut headers = FieldTable::default();
+            headers.insert(
+                relay::PUBLISHED_AT_HEADER.into(),
+                AMQPValue::LongLongInt(sent_us as i64),
+            );
+            properties = properties.with_headers(headers);
+        }
+        if config.pacing == Pacing::Scenario {
+            delays.record(emission.offset, intended, Instant::now());
+        }
         let confirm = channel
             .basic_publish(
                 config.exchange.as_str().into(),
-                routing_key.as_str().into(),
+                envelope.routing_key.as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
                 properties,
             )
             .await?;
+        if report.published == 0 {
+            report.first_sent_us = sent_us;
+        }
+        report.last_sent_us = sent_us;
         pending.push_back(confirm);
         report.published += 1;
+        observed.sent.fetch_add(1, Relaxed);
+        if matches!(emission.body, Body::Event(_)) {
+            observed.events.fetch_add(1, Relaxed);
+        }
         while pending.len() >= config.confirm_window {
             let confirmation = pending.pop_front().expect("not empty").await?;
             nacked += u64::from(confirmation.is_nack());
+            observed.confirmed.fetch_add(1, Relaxed);
         }
         if report.published % 1000 == 0 {
             progress(report.published);
@@ -156,12 +294,77 @@ pub async fn publish(
     }
     for confirm in pending {
         nacked += u64::from(confirm.await?.is_nack());
+        observed.confirmed.fetch_add(1, Relaxed);
     }
     report.elapsed = started.elapsed();
+    report.delay = delays.histogram;
+    report.behind = delays.behind;
     progress(report.published);
     let _ = connection.close(200, "published".into()).await;
     if nacked > 0 {
         return Err(PublishError::Nacked(nacked));
     }
     Ok(report)
+}
+
+/// The shared view of a publish in progress.
+pub type SharedProgress = Arc<PublishProgress>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A publisher whose sends take 2 ms against a 1 ms schedule falls further behind with every
+    /// send: the delays say so (the k-th send is k ms late), instead of the schedule quietly
+    /// stretching as it would if the next send were timed from the last.
+    #[test]
+    fn a_slow_publisher_cannot_hide_its_delay() {
+        let start = Instant::now();
+        let mut delays = DelayRecorder::new(Duration::from_millis(10));
+        let mut now = start;
+        for k in 0..1000u64 {
+            let offset = Duration::from_millis(k);
+            let intended = start + offset;
+            now = now.max(intended);
+            delays.record(offset, intended, now);
+            now += Duration::from_millis(2);
+        }
+        let h = &delays.histogram;
+        assert_eq!(h.len(), 990, "the first 10 ms are warm-up");
+        assert!(h.equivalent(h.max(), 999_000), "max {} µs", h.max());
+        assert!(h.equivalent(h.min(), 10_000), "min {} µs", h.min());
+        assert_eq!(delays.behind, 990, "every measured send is over 5 ms late");
+
+        // On schedule (a send takes less than the interval): no delay at all.
+        let mut on_time = DelayRecorder::new(Duration::ZERO);
+        for k in 0..100u64 {
+            let intended = start + Duration::from_millis(k);
+            on_time.record(Duration::from_millis(k), intended, intended);
+        }
+        assert_eq!(on_time.behind, 0);
+        assert_eq!(on_time.histogram.max(), 0);
+    }
+
+    #[test]
+    fn the_schedule_gives_every_emission_its_intended_offset() {
+        let scenario = synth::Scenario::parse(
+            "t.toml",
+            "name = \"t\"\nseed = 3\nduration = \"2s\"\n[rates]\ncards = 5\norders = 50\nmanufacturing = 5\n",
+        )
+        .unwrap();
+        let offsets: Vec<Duration> = synth::Generator::new(&scenario, None)
+            .stream()
+            .map(|e| e.offset)
+            .collect();
+        assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "in send order");
+        // 60 events/s for 2 s: the k-th emission is due near k/60 s.
+        assert_eq!(offsets.len(), 120);
+        for (k, offset) in offsets.iter().enumerate() {
+            let due = (k as f64 + 0.5) / 60.0;
+            assert!(
+                (offset.as_secs_f64() - due).abs() < 0.02,
+                "emission {k} at {offset:?}, due at {due:.3} s"
+            );
+        }
+    }
 }

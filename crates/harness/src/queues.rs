@@ -45,6 +45,14 @@ impl std::fmt::Display for SqsDepth {
     }
 }
 
+/// The SQS queues between the hops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SqsDepths {
+    pub ingest: SqsDepth,
+    pub ingest_dead_letter: SqsDepth,
+    pub notify: SqsDepth,
+}
+
 /// One look at every queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueDepths {
@@ -154,12 +162,27 @@ impl Queues {
         for queue in SOURCE_QUEUES {
             rabbit_ready += self.rabbit_ready(queue).await?;
         }
+        let sqs = self.sqs_depths().await?;
         Ok(QueueDepths {
             rabbit_ready,
             rabbit_dead_letter: self.rabbit_ready(DEAD_LETTER_QUEUE).await?,
-            ingest: self.sqs_depth(&self.ingest_url).await?,
-            ingest_dead_letter: self.sqs_depth(&self.ingest_dlq_url).await?,
-            notify: self.sqs_depth(&self.notify_url).await?,
+            ingest: sqs.ingest,
+            ingest_dead_letter: sqs.ingest_dead_letter,
+            notify: sqs.notify,
+        })
+    }
+
+    /// The SQS queues alone, looked at concurrently.
+    pub async fn sqs_depths(&self) -> Result<SqsDepths, QueueError> {
+        let (ingest, ingest_dead_letter, notify) = tokio::try_join!(
+            self.sqs_depth(&self.ingest_url),
+            self.sqs_depth(&self.ingest_dlq_url),
+            self.sqs_depth(&self.notify_url),
+        )?;
+        Ok(SqsDepths {
+            ingest,
+            ingest_dead_letter,
+            notify,
         })
     }
 

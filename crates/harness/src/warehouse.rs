@@ -1,7 +1,7 @@
 //! What the harness reads from and resets in the warehouse: the marts, the RAW counts that
 //! quiescence waits on, and the partition check of loaded files.
 
-use batcher::partition::PartitionKey;
+use rawfiles::partition::PartitionKey;
 use snowflake::{Client, Value};
 
 use crate::mart::{Cell, Kind, MartSpec, Marts};

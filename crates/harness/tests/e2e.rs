@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use harness::components::ComponentBinaries;
-use harness::dbt::{Dbt, DbtConfig};
+use harness::dbt::{Dbt, DbtCommand, DbtConfig};
 use harness::diff::diff_marts;
 use harness::e2e::{RunConfig, RunReport, run};
 use proptest::prelude::*;
@@ -79,9 +79,13 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
         DbtConfig::for_stack(&stack.state, stack.state.dir.join("dbt-broken-work"), true);
     dbt_config.project_dir = broken;
     let dbt = Dbt::new(dbt_config).unwrap();
-    let models = dbt.run_models().await.unwrap();
+    let [models, tests] = <[_; 2]>::try_from(
+        dbt.invoke(&[DbtCommand::Run, DbtCommand::Test])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert!(models.ok(), "the broken models still build:\n{models}");
-    let tests = dbt.test().await.unwrap();
     assert!(
         tests
             .failures
@@ -89,7 +93,7 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
             .any(|f| f.unique_id.contains("unique_stg_events_event_id")),
         "dbt's own unique test fails too:\n{tests}"
     );
-    let sf = snowflake::Client::connect(stack.state.snowflake.client_config().unwrap())
+    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
         .await
         .unwrap();
     let actual = harness::warehouse::read_marts(&sf).await.unwrap();

@@ -8,7 +8,7 @@ pub struct PipeConfig {
 }
 
 impl PipeConfig {
-    pub fn from_stack(state: &stack::State) -> Result<Self, PipeError> {
+    pub fn from_stack(state: &runtime::State) -> Result<Self, PipeError> {
         Ok(Self {
             queue_url: state
                 .aws
@@ -16,7 +16,11 @@ impl PipeConfig {
                 .get("SnowpipeNotifyQueueUrl")
                 .cloned()
                 .ok_or(PipeError::MissingOutput("SnowpipeNotifyQueueUrl"))?,
-            snowflake: state.snowflake.client_config()?,
+            snowflake: snowflake::Config::for_stack(
+                state.snowflake.base_url.as_deref(),
+                &state.snowflake.user,
+                &state.snowflake.database,
+            )?,
         })
     }
 }

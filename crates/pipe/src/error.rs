@@ -10,9 +10,9 @@ pub enum PipeError {
         key: String,
         reason: String,
     },
-    #[error("loading {key}: {inserted} rows inserted but the file has {rows}")]
+    #[error("loading {keys:?}: {inserted} rows inserted but the files have {rows}")]
     RowCount {
-        key: String,
+        keys: Vec<String>,
         inserted: u64,
         rows: u64,
     },
@@ -21,5 +21,13 @@ pub enum PipeError {
         operation: &'static str,
         queue: String,
         reason: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
     },
 }

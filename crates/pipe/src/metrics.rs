@@ -1,5 +1,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use runtime::latency::{EncodedHistogram, LatencyRecorder};
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub notifications: AtomicU64,
@@ -9,9 +11,12 @@ pub struct Metrics {
     pub files_skipped: AtomicU64,
     pub files_failed: AtomicU64,
     pub bad_notifications: AtomicU64,
+    pub loads: AtomicU64,
+    /// Per loaded row: from its object's creation (the notice's `eventTime`) to visible in RAW.
+    pub object_to_visible: LatencyRecorder,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetricsSnapshot {
     /// Queue messages read.
     pub notifications: u64,
@@ -25,6 +30,11 @@ pub struct MetricsSnapshot {
     pub files_failed: u64,
     /// Messages that are not S3 notifications (deleted, logged).
     pub bad_notifications: u64,
+    /// Load transactions (each loads one or more files).
+    pub loads: u64,
+    /// Microseconds from an object's creation to its rows being visible in RAW, per row.
+    #[serde(default)]
+    pub object_to_visible_us: EncodedHistogram,
 }
 
 impl Metrics {
@@ -37,6 +47,8 @@ impl Metrics {
             files_skipped: self.files_skipped.load(Relaxed),
             files_failed: self.files_failed.load(Relaxed),
             bad_notifications: self.bad_notifications.load(Relaxed),
+            loads: self.loads.load(Relaxed),
+            object_to_visible_us: self.object_to_visible.encoded(),
         }
     }
 

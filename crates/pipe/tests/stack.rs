@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use batcher::notice::{ObjectNotice, s3_event_json};
 use pipe::{Loader, Metrics};
+use rawfiles::notice::{ObjectNotice, s3_event_json};
 use snowflake::Value;
 use stack::scratch::ScratchStack;
 use testkit::Fakesnow;
@@ -31,7 +31,7 @@ impl Fixture {
             .unwrap();
         config.database = Some("SLUICE".into());
         let sf = snowflake::Client::connect(config).await.unwrap();
-        let sdk = stack::aws_config(&stack.state.aws).await;
+        let sdk = runtime::aws::sdk_config(&stack.state.aws).await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let id = uuid::Uuid::new_v4().simple().to_string();
         let queue_url = sqs
@@ -42,7 +42,7 @@ impl Fixture {
             .unwrap()
             .queue_url
             .unwrap();
-        let s3 = stack::s3_client(&sdk);
+        let s3 = rawfiles::s3_client(&sdk);
         Self {
             bucket: stack.output("BucketName").to_owned(),
             _stack: stack,
@@ -79,6 +79,7 @@ impl Fixture {
             key,
             size,
             etag: out.e_tag().unwrap().trim_matches('"').to_owned(),
+            event_time: None,
         }
     }
 
@@ -117,7 +118,8 @@ impl Fixture {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         };
-        let snapshot = pipe::poller::run(&self.queue_url, &self.sqs, &loader, &metrics, stop)
+        let config = pipe::poller::PollerConfig::new(self.queue_url.clone());
+        let snapshot = pipe::poller::run(&config, &self.sqs, &loader, &metrics, stop)
             .await
             .unwrap();
         loader.close().await;
@@ -235,4 +237,56 @@ async fn a_malformed_file_is_recorded_and_does_not_block_the_next() {
         )
         .await;
     assert_eq!(rows[0][0], Value::Int(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_files_share_loads_and_keep_their_names_and_history() {
+    let f = Fixture::new().await;
+    let mut notices = Vec::new();
+    for i in 0..60 {
+        notices.push(f.put(&format!("small-{i}"), &ndjson(2, 100 + i)).await);
+    }
+    // Two notices per message for some, one for others, and one file notified twice.
+    for pair in notices.chunks(2) {
+        let records: Vec<serde_json::Value> = pair
+            .iter()
+            .map(|n| {
+                serde_json::from_str::<serde_json::Value>(&s3_event_json(n, chrono::Utc::now()))
+                    .unwrap()["Records"][0]
+                    .clone()
+            })
+            .collect();
+        f.notify(serde_json::json!({ "Records": records }).to_string())
+            .await;
+    }
+    f.notify(s3_event_json(&notices[7], chrono::Utc::now()))
+        .await;
+    let m = f
+        .run_until(|m| m.files_loaded + m.files_skipped >= 61)
+        .await;
+    assert_eq!(
+        (m.files_loaded, m.rows_loaded, m.files_skipped),
+        (60, 120, 1)
+    );
+    assert!(
+        m.loads < 60,
+        "{} loads for 60 small files: they must share loads",
+        m.loads
+    );
+    for notice in [&notices[0], &notices[7], &notices[59]] {
+        let rows = f
+            .rows(
+                "SELECT COUNT(*) FROM SLUICE.RAW.EVENTS_STREAM WHERE FILE_NAME = ?",
+                &notice.key,
+            )
+            .await;
+        assert_eq!(rows[0][0], Value::Int(2), "{} keeps its rows", notice.key);
+        let history = f
+            .rows(
+                "SELECT COUNT(*) FROM SLUICE.RAW.LOAD_HISTORY WHERE OBJECT_KEY = ? AND STATUS = 'LOADED'",
+                &notice.key,
+            )
+            .await;
+        assert_eq!(history[0][0], Value::Int(1), "loaded once: {}", notice.key);
+    }
 }

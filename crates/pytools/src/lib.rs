@@ -63,6 +63,16 @@ impl ToolSet {
             min_python: (3, 11),
         }
     }
+
+    /// actionlint (the GitHub workflow) and cfn-lint (CloudFormation): `lint-tools.txt`.
+    pub fn lint(infra_python: &Path) -> Self {
+        Self {
+            name: "lint-tools".into(),
+            requirements: infra_python.join("lint-tools.txt"),
+            constraints: None,
+            min_python: (3, 11),
+        }
+    }
 }
 
 /// A ready venv.
@@ -161,7 +171,10 @@ pub fn ensure_in(cache: &Path, tools: &ToolSet) -> Result<Venv, ToolError> {
         .args(["pip", "install", "--python"])
         .arg(venv.python())
         .arg("-r")
-        .arg(&tools.requirements);
+        .arg(&tools.requirements)
+        // Where PYTHONDONTWRITEBYTECODE is set (CI), nothing is ever cached at import time, and
+        // every start would compile the imports again (2.9 s vs 1.6 s for dbt's adapter).
+        .arg("--compile-bytecode");
     if let Some(c) = &tools.constraints {
         install.arg("-c").arg(c);
     }
@@ -176,9 +189,13 @@ pub fn ensure_in(cache: &Path, tools: &ToolSet) -> Result<Venv, ToolError> {
     Ok(venv)
 }
 
-/// What names a venv: its pin files' contents and the interpreter's version.
+/// How venvs are built; a change here (a new install flag) must not reuse venvs built before it.
+const LAYOUT: &str = "compile-bytecode";
+
+/// What names a venv: its pin files' contents, the interpreter's version and how it is built.
 fn venv_key(tools: &ToolSet, python_version: &str) -> Result<String, ToolError> {
     let mut hasher = Sha256::new();
+    hasher.update(LAYOUT.as_bytes());
     for file in std::iter::once(&tools.requirements).chain(tools.constraints.as_ref()) {
         let text = fs::read(file).map_err(|source| ToolError::Pins {
             path: file.clone(),

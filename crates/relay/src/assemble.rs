@@ -39,6 +39,9 @@ pub struct Entry {
     pub packing: Packing,
     pub body: String,
     pub tags: Vec<u64>,
+    /// When each event was published, in microseconds since the epoch (0 when the publisher
+    /// did not say), parallel to `tags`: the relay's hop latency is measured from here.
+    pub published_us: Vec<u64>,
 }
 
 /// One SendMessageBatch request.
@@ -74,6 +77,7 @@ struct Draft {
     batch: BatchBuilder,
     raw_len: usize,
     tags: Vec<u64>,
+    published_us: Vec<u64>,
 }
 
 pub struct Assembler {
@@ -97,8 +101,14 @@ impl Assembler {
         self.entries.is_empty() && self.draft.is_none()
     }
 
-    /// Adds one delivery; returns the requests that are now complete.
-    pub fn push(&mut self, tag: u64, body: &[u8]) -> Result<Vec<Batch>, Oversized> {
+    /// Adds one delivery (published at `published_us`, 0 if unknown); returns the requests
+    /// that are now complete.
+    pub fn push(
+        &mut self,
+        tag: u64,
+        published_us: u64,
+        body: &[u8],
+    ) -> Result<Vec<Batch>, Oversized> {
         let framed = match self.limits.packing() {
             Packing::Envelope => body.len(),
             Packing::Batch => BatchBuilder::framed_len(body.len()),
@@ -127,6 +137,7 @@ impl Assembler {
         }
         draft.raw_len += framed;
         draft.tags.push(tag);
+        draft.published_us.push(published_us);
         if draft.tags.len() == self.limits.pack {
             self.close_draft();
         }
@@ -157,6 +168,7 @@ impl Assembler {
             packing,
             body,
             tags: draft.tags,
+            published_us: draft.published_us,
         });
     }
 
@@ -181,7 +193,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, size) in sizes.iter().enumerate() {
             let body = vec![(i % 251) as u8; *size];
-            out.extend(a.push(i as u64 + 1, &body).unwrap());
+            out.extend(a.push(i as u64 + 1, 0, &body).unwrap());
         }
         out.extend(a.flush());
         assert!(a.is_empty());
@@ -192,9 +204,9 @@ mod tests {
     fn full_requests_are_emitted_without_waiting() {
         let mut a = Assembler::new(Limits::sqs(1));
         for tag in 1..10 {
-            assert!(a.push(tag, b"x").unwrap().is_empty());
+            assert!(a.push(tag, 0, b"x").unwrap().is_empty());
         }
-        let ready = a.push(10, b"x").unwrap();
+        let ready = a.push(10, 0, b"x").unwrap();
         assert_eq!(ready.len(), 1);
         assert_eq!(ready[0].entries.len(), 10);
         assert!(a.is_empty());
@@ -203,7 +215,7 @@ mod tests {
     #[test]
     fn a_body_too_big_for_sqs_is_refused() {
         let mut a = Assembler::new(Limits::sqs(1));
-        let err = a.push(1, &vec![0; 200 * 1024]).unwrap_err();
+        let err = a.push(1, 0, &vec![0; 200 * 1024]).unwrap_err();
         assert!(err.to_string().contains("does not fit"), "{err}");
         assert!(a.is_empty());
     }

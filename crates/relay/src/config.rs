@@ -28,7 +28,7 @@ pub const SOURCE_QUEUES: [&str; 3] = ["cards", "orders", "manufacturing"];
 
 impl RelayConfig {
     /// The relay of a stack: its broker, its source queues and its ingest queue.
-    pub fn from_stack(state: &stack::State) -> Result<Self, crate::RelayError> {
+    pub fn from_stack(state: &runtime::State) -> Result<Self, crate::RelayError> {
         let sqs_queue_url = state
             .aws
             .outputs

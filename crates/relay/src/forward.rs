@@ -49,8 +49,9 @@ fn request_entry(entry: &Entry) -> SendMessageBatchRequestEntry {
 }
 
 /// Sends `batch` until every entry is accepted; calls `accepted` with each accepted entry's
-/// delivery tags as soon as SQS confirms it. Never gives up: a relay that cannot reach SQS
-/// must not ack, and shutdown bounds how long this runs.
+/// delivery tags as soon as SQS confirms it, and records each event's hop latency (publish to
+/// accepted). Never gives up: a relay that cannot reach SQS must not ack, and shutdown bounds
+/// how long this runs.
 pub async fn send_until_accepted(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -72,6 +73,7 @@ pub async fn send_until_accepted(
             .await
         {
             Ok(output) => {
+                let now = runtime::latency::unix_micros();
                 let ok: std::collections::HashSet<&str> =
                     output.successful().iter().map(|s| s.id()).collect();
                 let mut retry = Vec::new();
@@ -79,6 +81,11 @@ pub async fn send_until_accepted(
                     if ok.contains(entry.id.as_str()) {
                         Metrics::add(&metrics.sqs_messages, 1);
                         Metrics::add(&metrics.forwarded, entry.tags.len() as u64);
+                        for published in entry.published_us.iter().filter(|p| **p > 0) {
+                            metrics
+                                .publish_to_sqs
+                                .record(now.saturating_sub(*published));
+                        }
                         accepted(entry.tags);
                     } else {
                         retry.push(entry);

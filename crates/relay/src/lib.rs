@@ -18,4 +18,4 @@ mod run;
 pub use config::RelayConfig;
 pub use error::RelayError;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use run::run;
+pub use run::{PUBLISHED_AT_HEADER, run};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use relay::{Metrics, RelayConfig};
-use stack::component::{self, AwsArgs, MetricsArgs, StackArgs};
+use runtime::args::{AwsArgs, MetricsArgs, StackArgs};
 
 /// Consumes the source queues of RabbitMQ and forwards every event to the SQS ingest queue,
 /// acknowledging a message only after SQS accepted it. Bodies that are not events are rejected
@@ -55,7 +55,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    component::init_tracing();
+    runtime::init_tracing();
     let cli = Cli::parse();
     let state = cli.stack.load().context("reading the stack state")?;
     let mut config = match &state {
@@ -86,13 +86,13 @@ async fn main() -> Result<()> {
     config.shutdown_grace = cli.shutdown_grace;
 
     let aws = cli.aws.resolve(state.as_ref());
-    let sqs = aws_sdk_sqs::Client::new(&stack::aws_config(&aws).await);
+    let sqs = aws_sdk_sqs::Client::new(&runtime::aws::sdk_config(&aws).await);
     let metrics = Arc::new(Metrics::default());
-    let metrics_file = component::MetricsFile::start(cli.metrics.metrics_file.clone(), {
+    let metrics_file = runtime::MetricsFile::start(cli.metrics.metrics_file.clone(), {
         let m = metrics.clone();
         move || m.snapshot()
     });
-    let result = relay::run(config, sqs, metrics.clone(), component::shutdown_signal()).await;
+    let result = relay::run(config, sqs, metrics.clone(), runtime::shutdown_signal()).await;
     metrics_file.finish()?;
     let snapshot = result?;
     eprintln!(

@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use runtime::latency::{EncodedHistogram, LatencyRecorder};
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub received: AtomicU64,
@@ -11,9 +13,11 @@ pub struct Metrics {
     pub sqs_calls: AtomicU64,
     pub sqs_retried_entries: AtomicU64,
     pub acked: AtomicU64,
+    /// Per event: from its publish (the `sluice-published-at` header) to SQS accepting it.
+    pub publish_to_sqs: LatencyRecorder,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetricsSnapshot {
     /// AMQP deliveries received.
     pub received: u64,
@@ -27,6 +31,9 @@ pub struct MetricsSnapshot {
     pub sqs_retried_entries: u64,
     /// Deliveries acknowledged to RabbitMQ.
     pub acked: u64,
+    /// Microseconds from publish to SQS accepted, per event that carried its publish time.
+    #[serde(default)]
+    pub publish_to_sqs_us: EncodedHistogram,
 }
 
 impl Metrics {
@@ -39,6 +46,7 @@ impl Metrics {
             sqs_calls: self.sqs_calls.load(Relaxed),
             sqs_retried_entries: self.sqs_retried_entries.load(Relaxed),
             acked: self.acked.load(Relaxed),
+            publish_to_sqs_us: self.publish_to_sqs.encoded(),
         }
     }
 

@@ -34,7 +34,7 @@ pub async fn run(
         lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default())
             .await
             .map_err(|source| RelayError::Connect {
-                url: stack::redact_url(&config.amqp_url),
+                url: runtime::redact_url(&config.amqp_url),
                 source,
             })?;
     let channel = connection.create_channel().await?;
@@ -148,7 +148,13 @@ pub async fn run(
     let _ = channel.close(200, "relay stopping".into()).await;
     let _ = connection.close(200, "relay stopping".into()).await;
     let snapshot = metrics.snapshot();
-    tracing::info!(?snapshot, "relay stopped");
+    tracing::info!(
+        received = snapshot.received,
+        forwarded = snapshot.forwarded,
+        dead_lettered = snapshot.dead_lettered,
+        acked = snapshot.acked,
+        "relay stopped"
+    );
     outcome.map(|()| snapshot)
 }
 
@@ -177,7 +183,7 @@ impl Intake {
         let ready = match events::Event::decode(&delivery.data) {
             Ok(_) => self
                 .assembler
-                .push(tag, &delivery.data)
+                .push(tag, published_us(&delivery), &delivery.data)
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
@@ -209,6 +215,25 @@ impl Intake {
                 .await
             }
         }
+    }
+}
+
+/// The header publishers set to the publish time, in microseconds since the epoch.
+pub const PUBLISHED_AT_HEADER: &str = "sluice-published-at";
+
+/// When a delivery was published, if its publisher said (0 otherwise).
+fn published_us(delivery: &lapin::message::Delivery) -> u64 {
+    use lapin::types::AMQPValue;
+    let value = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(PUBLISHED_AT_HEADER).cloned());
+    match value {
+        Some(AMQPValue::LongLongInt(v)) => v.max(0) as u64,
+        Some(AMQPValue::Timestamp(v)) => v,
+        Some(AMQPValue::LongUInt(v)) => u64::from(v),
+        _ => 0,
     }
 }
 

@@ -96,7 +96,7 @@ impl Fixture {
             )
             .await
             .unwrap();
-        let sdk = stack::aws_config(&stack.state.aws).await;
+        let sdk = runtime::aws::sdk_config(&stack.state.aws).await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let sqs_url = sqs
             .create_queue()

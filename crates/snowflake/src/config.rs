@@ -106,6 +106,21 @@ impl Config {
         Ok(config)
     }
 
+    /// A stack's warehouse: fakesnow at `base_url` as `user`, or, without a base URL, a real
+    /// account from the environment ([`Config::from_env`]); either way in `database`.
+    pub fn for_stack(base_url: Option<&str>, user: &str, database: &str) -> Result<Self> {
+        let mut config = match base_url {
+            Some(url) => {
+                let mut c = Self::fakesnow(url)?;
+                c.user = user.to_owned();
+                c
+            }
+            None => Self::from_env()?,
+        };
+        config.database = Some(database.to_owned());
+        Ok(config)
+    }
+
     /// Reads `SNOWFLAKE_ACCOUNT`, `SNOWFLAKE_USER`, `SNOWFLAKE_PASSWORD` or
     /// `SNOWFLAKE_PRIVATE_KEY_PATH`, and optionally `SNOWFLAKE_ROLE`, `SNOWFLAKE_WAREHOUSE`,
     /// `SNOWFLAKE_DATABASE`, `SNOWFLAKE_SCHEMA` and `SNOWFLAKE_URL` (base-URL override).

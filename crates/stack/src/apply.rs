@@ -9,7 +9,7 @@ use aws_sdk_cloudformation::types::{Parameter, StackStatus};
 
 use crate::StackName;
 use crate::error::{Result, StackError, apply_err, io_err};
-use crate::state::{Aws, Snowflake};
+use runtime::state::Aws;
 
 /// Creates (or, when it exists, reuses) the pipeline's CloudFormation stack and returns its
 /// Outputs. Creation is asynchronous: the status is polled until it settles.
@@ -26,7 +26,7 @@ pub(crate) async fn cloudformation(
         path.display(),
         aws.endpoint_url.as_deref().unwrap_or("AWS")
     );
-    let cf = aws_sdk_cloudformation::Client::new(&crate::aws_config(aws).await);
+    let cf = aws_sdk_cloudformation::Client::new(&runtime::aws::sdk_config(aws).await);
     let cf_stack = format!("sluice-{name}");
     let exists = cf
         .describe_stacks()
@@ -193,22 +193,6 @@ pub(crate) async fn rabbitmq_definitions(
             what,
             reason: format!("HTTP {}", response.status()),
         })
-    }
-}
-
-impl Snowflake {
-    /// A client config for this stack's Snowflake, in its database.
-    pub fn client_config(&self) -> std::result::Result<snowflake::Config, snowflake::Error> {
-        let mut config = match &self.base_url {
-            Some(url) => {
-                let mut c = snowflake::Config::fakesnow(url)?;
-                c.user = self.user.clone();
-                c
-            }
-            None => snowflake::Config::from_env()?,
-        };
-        config.database = Some(self.database.clone());
-        Ok(config)
     }
 }
 

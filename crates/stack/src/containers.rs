@@ -127,9 +127,11 @@ pub(crate) mod runner {
 
     use super::*;
     use crate::error::{Result, StackError, io_err};
-    use crate::state::{Aws, ContainerRecord, Postgres, ProviderKind, RabbitMq, Snowflake, State};
     use crate::up::{Phase, UpOptions, UpOutcome};
     use crate::{apply, native, readiness, stack_dir};
+    use runtime::state::{
+        Aws, ContainerRecord, Postgres, ProviderKind, RabbitMq, Snowflake, State,
+    };
 
     fn failed(service: &'static str, e: impl std::fmt::Display) -> StackError {
         StackError::NotReady {
@@ -287,7 +289,7 @@ pub(crate) mod runner {
 }
 
 /// Removes containers by id with the Docker CLI (used by `down`, which needs no feature).
-pub(crate) fn remove_containers(records: &[crate::state::ContainerRecord]) {
+pub(crate) fn remove_containers(records: &[runtime::state::ContainerRecord]) {
     for record in records {
         let status = std::process::Command::new("docker")
             .args(["rm", "-f", "-v", &record.id])

@@ -3,10 +3,8 @@ use std::path::PathBuf;
 /// What went wrong provisioning, probing or stopping a stack. Each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
-    #[error(
-        "invalid stack name {0:?}: use 1-32 lower-case letters, digits and dashes, starting with a letter or digit"
-    )]
-    InvalidName(String),
+    #[error(transparent)]
+    InvalidName(#[from] runtime::InvalidStackName),
     #[error("{what} not found ({looked}); install it with `apt-get install {package}`")]
     MissingBinary {
         what: &'static str,
@@ -17,13 +15,8 @@ pub enum StackError {
         "port {port} requested for {service} is already in use; choose another or leave it out to get a free one"
     )]
     PortInUse { service: &'static str, port: u16 },
-    #[error("no stack {stack:?} here (no {}); start one with `cargo xtask up --stack {stack}`", path.display())]
-    NotFound { stack: String, path: PathBuf },
-    #[error(
-        "state file {} is corrupt ({reason}); stop any processes it started by hand if needed, then remove the file",
-        path.display()
-    )]
-    CorruptState { path: PathBuf, reason: String },
+    #[error(transparent)]
+    State(#[from] runtime::StateError),
     #[error("{service} did not become ready within {seconds}s: {reason}\nlast lines of {}:\n{tail}", log.display())]
     NotReady {
         service: &'static str,

@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use crate::error::{Result, StackError, io_err};
-use crate::state::{Aws, Postgres, ProviderKind, RabbitMq, Snowflake, State};
 use crate::up::{Phase, UpOptions, UpOutcome};
 use crate::{apply, stack_dir};
+use runtime::state::{Aws, Postgres, ProviderKind, RabbitMq, Snowflake, State};
 
 fn var(name: &'static str, what: &'static str) -> Result<String> {
     std::env::var(name)
@@ -49,7 +49,7 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
         password: None,
         process: None,
     };
-    let config = snowflake.client_config().map_err(|e| StackError::Apply {
+    let config = crate::snowflake_config_of(&snowflake).map_err(|e| StackError::Apply {
         what: "snowflake".into(),
         reason: e.to_string(),
     })?;

@@ -12,28 +12,28 @@
 //! `target/sluice/<stack>/state.json` for components, the harness and `down`.
 
 mod apply;
-pub mod component;
 pub mod containers;
 mod error;
 mod external;
-mod name;
 pub mod native;
 mod process;
 mod readiness;
 pub mod scratch;
-mod state;
 mod up;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use process::Stop as _;
+
 pub use error::{Result, StackError};
-pub use name::StackName;
 pub use native::{Binaries, Ports};
-pub use process::{ProcessInfo, log_tail, port_is_free};
-pub use state::{
-    Aws, ContainerRecord, Postgres, ProviderKind, RabbitMq, Snowflake, State, stack_dir, state_path,
+pub use process::{log_tail, port_is_free};
+pub use runtime::state::{
+    Aws, ContainerRecord, Postgres, ProcessInfo, ProviderKind, RabbitMq, Snowflake, State,
+    stack_dir, state_path,
 };
+pub use runtime::{InvalidStackName, StackName, StateError, redact_url};
 pub use up::{Phase, UpOptions, UpOutcome, up};
 
 /// `infra/` of this checkout.
@@ -41,24 +41,16 @@ pub fn infra_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra")
 }
 
-/// The AWS SDK configuration for a stack (LocalStack endpoint and test credentials, or the
-/// default chain for real AWS).
-pub async fn aws_config(aws: &Aws) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(aws.region.clone()));
-    if let Some(endpoint) = &aws.endpoint_url {
-        // Static test credentials only when an endpoint override is configured.
-        loader = loader.endpoint_url(endpoint).credentials_provider(
-            aws_sdk_cloudformation::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "sluice-localstack",
-            ),
-        );
-    }
-    loader.load().await
+/// The client configuration for a stack's Snowflake (fakesnow, or a real account from the
+/// environment), in the stack's database.
+pub fn snowflake_config(state: &State) -> std::result::Result<snowflake::Config, snowflake::Error> {
+    snowflake_config_of(&state.snowflake)
+}
+
+pub(crate) fn snowflake_config_of(
+    s: &Snowflake,
+) -> std::result::Result<snowflake::Config, snowflake::Error> {
+    snowflake::Config::for_stack(s.base_url.as_deref(), &s.user, &s.database)
 }
 
 /// Applies `infra/snowflake/*.sql` (database, RAW tables, file format, stage) to a Snowflake;
@@ -70,16 +62,6 @@ pub async fn apply_snowflake_ddl(config: snowflake::Config, real_account: bool) 
 /// Applies `infra/postgres/history.sql` to a PostgreSQL database.
 pub async fn apply_postgres_schema(url: &str) -> Result<()> {
     apply::postgres(&infra_dir(), url).await
-}
-
-/// An S3 client for an SDK config from [`aws_config`]: path-style addressing, because LocalStack
-/// has no per-bucket DNS names (real S3 accepts it too).
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(true)
-            .build(),
-    )
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -127,11 +109,11 @@ pub(crate) fn stop_processes(
     let (epmd, services): (Vec<_>, Vec<_>) = processes.iter().partition(|(n, _)| *n == "epmd");
     std::thread::scope(|s| {
         for (name, p) in &services {
-            s.spawn(move || p.stop(signal_for(name), Duration::from_secs(15)));
+            s.spawn(move || p.stop(name, signal_for(name), Duration::from_secs(15)));
         }
     });
     for (_, p) in &epmd {
-        p.stop(libc::SIGTERM, Duration::from_secs(5));
+        p.stop("epmd", libc::SIGTERM, Duration::from_secs(5));
     }
     processes.iter().map(|(n, p)| (*n, p.pid)).collect()
 }
@@ -169,7 +151,7 @@ pub async fn status(root: &Path, name: &StackName) -> Result<StatusReport> {
         }
     };
     let snowflake_probe = async {
-        match state.snowflake.client_config() {
+        match crate::snowflake_config(&state) {
             Ok(c) => readiness::snowflake(c).await,
             Err(e) => Err(e.to_string()),
         }
@@ -237,16 +219,4 @@ pub async fn status(root: &Path, name: &StackName) -> Result<StatusReport> {
         provider: state.provider,
         services,
     })
-}
-
-/// A URL without its password, for display.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }

@@ -2,52 +2,24 @@
 //! file, recorded by PID and start time, and stopped by exactly that PID's group.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use runtime::state::{ProcessInfo, stat_fields};
 
 use crate::error::{Result, io_err};
 
-/// A process a stack started.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22): a PID that was reused
-    /// by another process has another start time, so it is never signalled by mistake.
-    pub start_ticks: u64,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub log: PathBuf,
-}
-
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_owned).collect())
-}
-
-impl ProcessInfo {
-    /// Running, and still the process that was started (a zombie counts as gone).
-    pub fn is_alive(&self) -> bool {
-        match stat_fields(self.pid) {
-            Some(f) => {
-                f.first().is_some_and(|state| state != "Z")
-                    && f.get(19).and_then(|t| t.parse().ok()) == Some(self.start_ticks)
-            }
-            None => false,
-        }
-    }
-
-    pub fn uptime(&self) -> Duration {
-        (chrono::Utc::now() - self.started_at)
-            .to_std()
-            .unwrap_or_default()
-    }
-
+/// Stopping a process a stack started, by its process group and only while it is still the
+/// process that was started.
+pub(crate) trait Stop {
     /// `signal` to the process group, then up to `grace` to exit, then SIGKILL to the group.
-    pub fn stop(&self, signal: i32, grace: Duration) {
+    /// `name` is for the log.
+    fn stop(&self, name: &str, signal: i32, grace: Duration);
+}
+
+impl Stop for ProcessInfo {
+    fn stop(&self, name: &str, signal: i32, grace: Duration) {
         if !self.is_alive() {
             return;
         }
@@ -61,7 +33,10 @@ impl ProcessInfo {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        tracing::warn!(pid = self.pid, "did not stop within {grace:?}; killing");
+        tracing::warn!(
+            pid = self.pid,
+            "{name} did not stop within {grace:?}; killing"
+        );
         // SAFETY: as above.
         unsafe { libc::kill(group, libc::SIGKILL) };
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -4,7 +4,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, StackError};
-use crate::process::{ProcessInfo, log_tail};
+use crate::process::log_tail;
+use runtime::state::ProcessInfo;
 
 /// Polls `probe` until it succeeds; fails early if the process dies, or at `timeout`, with the
 /// tail of the service's log.

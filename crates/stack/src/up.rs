@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Result, StackError, io_err};
 use crate::native::{self, Binaries, Ports, fakesnow, localstack, postgres, rabbitmq};
-use crate::process::ProcessInfo;
-use crate::state::{Aws, Postgres, ProviderKind, RabbitMq, Snowflake, State};
 use crate::{StackName, apply, readiness, stack_dir, stop_processes};
+use runtime::state::ProcessInfo;
+use runtime::state::{Aws, Postgres, ProviderKind, RabbitMq, Snowflake, State};
 
 #[derive(Clone, Debug)]
 pub struct UpOptions {
@@ -50,8 +50,8 @@ pub async fn up(options: UpOptions) -> Result<UpOutcome> {
             let dir = stack_dir(&options.root, &options.name);
             std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
         }
-        Err(StackError::NotFound { .. }) => {}
-        Err(e) => return Err(e),
+        Err(runtime::StateError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
     match options.provider {
         ProviderKind::Native => native_up(options).await,
@@ -147,20 +147,24 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
     let sbin = rabbitmq::find_sbin(options.binaries.rabbitmq_sbin.as_deref())?;
     let bindir = postgres::find_bindir(options.binaries.postgres_bindir.as_deref())?;
     let mut held = Vec::new();
-    let mut port =
-        |service: &'static str, requested: Option<u16>| -> Result<u16> {
-            let listener = std::net::TcpListener::bind(("127.0.0.1", requested.unwrap_or(0)))
-                .map_err(|_| StackError::PortInUse {
-                    service,
-                    port: requested.unwrap_or(0),
-                })?;
-            let port = listener
-                .local_addr()
-                .map_err(io_err("local address"))?
-                .port();
-            held.push(listener); // held until spawn, so no two services get the same free port
-            Ok(port)
+    let mut port = |service: &'static str, requested: Option<u16>| -> Result<u16> {
+        let listener = match requested {
+            Some(port) => std::net::TcpListener::bind(("127.0.0.1", port))
+                .map_err(|_| StackError::PortInUse { service, port })?,
+            // This stack's usual port when it is free (bookmarks keep working, and dbt's
+            // partial parsing, which hashes the warehouse port, survives a down and up),
+            // else any free one.
+            None => std::net::TcpListener::bind(("127.0.0.1", preferred_port(name, service)))
+                .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+                .map_err(|_| StackError::PortInUse { service, port: 0 })?,
         };
+        let port = listener
+            .local_addr()
+            .map_err(io_err("local address"))?
+            .port();
+        held.push(listener); // held until spawn, so no two services get the same free port
+        Ok(port)
+    };
     let rabbit_plan = rabbitmq::Plan {
         dir: stack_dir(&options.root, name).join("rabbitmq"),
         node: format!("sluice-{name}@localhost"),
@@ -318,4 +322,33 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
         phases,
         elapsed: t0.elapsed(),
     })
+}
+
+/// A port for `service` of stack `name` that stays the same from one `up` to the next: in
+/// 20000..40000, below the usual ephemeral range, spread by a hash of both names.
+fn preferred_port(name: &StackName, service: &str) -> u16 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{name}/{service}").as_bytes());
+    20_000 + u16::from_be_bytes([digest[0], digest[1]]) % 20_000
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::preferred_port;
+
+    #[test]
+    fn a_stack_keeps_its_ports_and_services_get_different_ones() {
+        let name = "default".parse().unwrap();
+        assert_eq!(
+            preferred_port(&name, "fakesnow"),
+            preferred_port(&name, "fakesnow")
+        );
+        let ports: std::collections::HashSet<u16> =
+            ["rabbitmq", "postgres", "localstack", "fakesnow"]
+                .iter()
+                .map(|s| preferred_port(&name, s))
+                .collect();
+        assert_eq!(ports.len(), 4);
+        assert!(ports.iter().all(|p| (20_000..40_000).contains(p)));
+    }
 }

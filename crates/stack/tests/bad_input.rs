@@ -72,7 +72,10 @@ async fn a_corrupt_state_file_is_reported_and_left_alone() {
         stack::status(&root, &name).await.unwrap_err(),
         stack::down(&root, &name, DownOptions::default()).unwrap_err(),
     ] {
-        assert!(matches!(err, StackError::CorruptState { .. }), "{err}");
+        assert!(
+            matches!(err, StackError::State(stack::StateError::Corrupt { .. })),
+            "{err}"
+        );
         assert!(
             err.to_string().contains(&path.display().to_string()),
             "{err}"

@@ -98,9 +98,9 @@ async fn receive_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Strin
 }
 
 async fn aws_round_trips(state: &State) {
-    let sdk = stack::aws_config(&state.aws).await;
+    let sdk = runtime::aws::sdk_config(&state.aws).await;
     let outputs = &state.aws.outputs;
-    let s3 = stack::s3_client(&sdk);
+    let s3 = rawfiles::s3_client(&sdk);
     let bucket = &outputs["BucketName"];
     s3.put_object()
         .bucket(bucket)
@@ -151,7 +151,7 @@ async fn aws_round_trips(state: &State) {
 }
 
 async fn snowflake_and_postgres(state: &State) {
-    let client = snowflake::Client::connect(state.snowflake.client_config().unwrap())
+    let client = snowflake::Client::connect(stack::snowflake_config(&state).unwrap())
         .await
         .unwrap();
     for table in [
@@ -324,7 +324,7 @@ async fn up_every_service_answers_then_down_leaves_nothing() {
     assert!(!stack::stack_dir(&root, &name).exists(), "data removed");
     assert!(matches!(
         stack::status(&root, &name).await,
-        Err(stack::StackError::NotFound { .. })
+        Err(stack::StackError::State(stack::StateError::NotFound { .. }))
     ));
     std::fs::remove_dir_all(&root).ok();
 }

@@ -14,4 +14,4 @@ mod world;
 pub use generator::{Body, Emission, Generator, Poison, Stats};
 pub use pacing::TokenBucket;
 pub use rate::{RateProfile, Shape};
-pub use scenario::{FileFormat, Scenario, ScenarioError};
+pub use scenario::{Bytes, Component, FileFormat, Scenario, ScenarioError};

@@ -73,6 +73,8 @@ pub struct Scenario {
     pub pipeline: Pipeline,
     #[serde(default)]
     pub expect: Expect,
+    #[serde(default)]
+    pub load: Load,
 }
 
 /// Events per second of each source at shape factor 1.
@@ -175,15 +177,29 @@ impl Default for Pipeline {
     }
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+/// What a run must show. `e2e` checks the marts; `load-test` checks the gates, each failing
+/// with its name, the measured value and the limit.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// The marts must equal the oracle row for row.
     #[serde(default = "default_true")]
     pub exact_marts: bool,
-    /// Upper bound of the 99th percentile of publish-to-RAW latency, if checked.
+    /// Upper bound of the 99th percentile of freshness (intended publish to visible in RAW).
     #[serde(default)]
     pub freshness_p99: Option<Span>,
+    /// Upper bound of the worst freshness.
+    #[serde(default)]
+    pub freshness_max: Option<Span>,
+    /// Lower bound of the end-to-end rate as a share of the broker-only baseline of the same run.
+    #[serde(default)]
+    pub min_rate_ratio: Option<Ratio>,
+    /// Events published that may be missing from RAW after the drain (default 0).
+    #[serde(default)]
+    pub max_lost: u64,
+    /// Upper bound of each component's peak resident memory, e.g. `relay = "256MiB"`.
+    #[serde(default)]
+    pub max_rss: std::collections::BTreeMap<Component, Bytes>,
 }
 
 impl Default for Expect {
@@ -191,7 +207,130 @@ impl Default for Expect {
         Self {
             exact_marts: true,
             freshness_p99: None,
+            freshness_max: None,
+            min_rate_ratio: None,
+            max_lost: 0,
+            max_rss: Default::default(),
         }
+    }
+}
+
+/// A pipeline component a gate can name.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Component {
+    Relay,
+    Batcher,
+    Pipe,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Relay, Component::Batcher, Component::Pipe];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Relay => "relay",
+            Component::Batcher => "batcher",
+            Component::Pipe => "pipe",
+        }
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How `load-test` measures the scenario.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// The start of the stream left out of every statistic (connections and caches still
+    /// cold): its events are delivered and counted, not measured. Default: 5 s, or a fifth of a
+    /// shorter stream.
+    #[serde(default)]
+    pub warm_up: Option<Span>,
+    /// How long the pipeline may take after the last publish to deliver everything; past it the
+    /// run fails and says which hop is behind.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Span,
+    /// Events the broker-only baseline publishes and consumes.
+    #[serde(default = "default_broker_baseline_events")]
+    pub broker_baseline_events: u64,
+    /// Messages the SQS-only baseline sends, receives and deletes.
+    #[serde(default = "default_sqs_baseline_events")]
+    pub sqs_baseline_events: u64,
+    /// How long each step of `--find-max` offers its rate.
+    #[serde(default = "default_step")]
+    pub step: Span,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Self {
+            warm_up: None,
+            drain_timeout: default_drain_timeout(),
+            broker_baseline_events: default_broker_baseline_events(),
+            sqs_baseline_events: default_sqs_baseline_events(),
+            step: default_step(),
+        }
+    }
+}
+
+fn default_drain_timeout() -> Span {
+    Span(Duration::from_secs(120))
+}
+fn default_broker_baseline_events() -> u64 {
+    50_000
+}
+fn default_sqs_baseline_events() -> u64 {
+    10_000
+}
+fn default_step() -> Span {
+    Span(Duration::from_secs(20))
+}
+
+/// A size in bytes, written like `256MiB`, `1.5GiB`, `500MB` or `4096`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(try_from = "String")]
+pub struct Bytes(pub u64);
+
+impl TryFrom<String> for Bytes {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let text = s.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let unit_bytes: f64 = match unit.trim() {
+            "" | "B" => 1.0,
+            "KB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            other => {
+                return Err(format!(
+                    "{s:?}: unknown unit {other:?}; use B, KB, MB, GB, KiB, MiB or GiB (e.g. \"256MiB\")"
+                ));
+            }
+        };
+        let n: f64 = number
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size like \"256MiB\""))?;
+        if !(n.is_finite() && n > 0.0) {
+            return Err(format!("{s:?}: a size must be greater than 0"));
+        }
+        Ok(Bytes((n * unit_bytes).round() as u64))
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1} MiB", self.0 as f64 / (1024.0 * 1024.0))
     }
 }
 
@@ -395,6 +534,25 @@ impl Scenario {
         if self.pipeline.prefetch == 0 {
             return Err(("pipeline.prefetch", "must be at least 1".into()));
         }
+        if let (Some(d), Some(w)) = (self.duration, self.load.warm_up)
+            && w.get() >= d.get()
+        {
+            return Err((
+                "load.warm_up",
+                format!(
+                    "{w} leaves nothing to measure of a {d} stream; make it shorter than `duration`"
+                ),
+            ));
+        }
+        if self.load.step.get().is_zero() {
+            return Err(("load.step", "must be greater than 0".into()));
+        }
+        if self.load.broker_baseline_events == 0 || self.load.sqs_baseline_events == 0 {
+            return Err((
+                "load.broker_baseline_events",
+                "baselines need at least 1 event each".into(),
+            ));
+        }
         self.shape.validate(self.duration.map(Span::get))
     }
 
@@ -404,6 +562,26 @@ impl Scenario {
             rate.get(),
             self.shape.resolved(self.duration.map(Span::get)),
         )
+    }
+
+    /// The warm-up `load-test` leaves out of its statistics.
+    pub fn warm_up(&self) -> Duration {
+        self.load.warm_up.map(Span::get).unwrap_or_else(|| {
+            let five = Duration::from_secs(5);
+            self.duration.map_or(five, |d| five.min(d.get() / 5))
+        })
+    }
+
+    /// The same scenario with every source's rate multiplied by `factor` (> 0).
+    pub fn with_rates_scaled(&self, factor: f64) -> Self {
+        let scale = |r: Rate| Rate::new(r.get() * factor).unwrap_or(r);
+        let mut scaled = self.clone();
+        scaled.rates = Rates {
+            cards: scale(self.rates.cards),
+            orders: scale(self.rates.orders),
+            manufacturing: scale(self.rates.manufacturing),
+        };
+        scaled
     }
 
     /// The rate profile of all stream events together.

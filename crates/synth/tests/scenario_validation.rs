@@ -197,3 +197,40 @@ fn missing_file() {
         "{err}"
     );
 }
+
+#[test]
+fn load_gates_parse_and_bad_ones_are_named() {
+    let text = with(
+        "expect",
+        "freshness_p99 = \"3s\"\nfreshness_max = \"10s\"\nmin_rate_ratio = 0.05\nmax_lost = 0\nmax_rss = { relay = \"256MiB\", pipe = \"1.5GiB\" }",
+    );
+    let s = Scenario::parse("good.toml", &text).unwrap();
+    assert_eq!(s.expect.max_rss[&synth::Component::Relay].0, 256 << 20);
+    assert_eq!(
+        s.expect.max_rss[&synth::Component::Pipe].0,
+        3 * (1u64 << 29)
+    );
+    assert_eq!(s.expect.min_rate_ratio.unwrap().get(), 0.05);
+
+    let (key, msg) = reject(&with("expect", "max_rss = { relay = \"256 parsecs\" }"));
+    assert!(key.starts_with("expect.max_rss"), "{key}");
+    assert!(msg.contains("unknown unit"), "{msg}");
+    let (key, msg) = reject(&with("expect", "max_rss = { router = \"1GiB\" }"));
+    assert!(key.starts_with("expect.max_rss"), "{key}");
+    assert!(msg.contains("relay"), "names what is allowed: {msg}");
+    let (key, _) = reject(&with("expect", "min_rate_ratio = 2"));
+    assert_eq!(key, "expect.min_rate_ratio");
+}
+
+#[test]
+fn a_warm_up_as_long_as_the_stream_is_rejected() {
+    let (key, msg) = reject(&with("load", "warm_up = \"10s\""));
+    assert_eq!(key, "load.warm_up");
+    assert!(msg.contains("shorter than `duration`"), "{msg}");
+    let s = Scenario::parse("good.toml", GOOD).unwrap();
+    assert_eq!(
+        s.warm_up(),
+        std::time::Duration::from_secs(2),
+        "a fifth of 10 s"
+    );
+}

@@ -10,7 +10,7 @@ use batcher::{Fault, FileFormat, Metrics};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    stack::component::init_tracing();
+    runtime::init_tracing();
     let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
     let format = match std::env::var("SLUICE_FORMAT").as_deref() {
         Ok("parquet") => FileFormat::Parquet,

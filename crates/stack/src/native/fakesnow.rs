@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::error::Result;
-use crate::process::{self, ProcessInfo};
+use crate::process;
+use runtime::state::ProcessInfo;
 
 pub(crate) fn start(venv: &pytools::Venv, dir: &Path, port: u16) -> Result<ProcessInfo> {
     let mut c = Command::new(venv.bin("fakesnow"));

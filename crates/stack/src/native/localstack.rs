@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Result, io_err};
-use crate::process::{self, ProcessInfo};
+use crate::process;
+use runtime::state::ProcessInfo;
 
 pub(crate) fn tools(infra: &Path) -> pytools::ToolSet {
     pytools::ToolSet {

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Result, StackError, io_err};
-use crate::process::{self, ProcessInfo};
+use crate::process;
+use runtime::state::ProcessInfo;
 
 pub(crate) struct Plan {
     pub dir: PathBuf,
@@ -71,7 +72,17 @@ fn postgres_ids() -> Result<(u32, u32)> {
     Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `program` as the `postgres` system user when we are root (initdb refuses root), else as
+/// ourselves (a developer's laptop, a CI runner).
 fn as_postgres(program: &Path) -> Command {
+    if !running_as_root() {
+        return Command::new(program);
+    }
     let mut c = Command::new("setpriv");
     c.args([
         "--reuid=postgres",
@@ -83,16 +94,23 @@ fn as_postgres(program: &Path) -> Command {
     c
 }
 
-pub(crate) fn start(plan: &Plan, bindir: &Path) -> Result<ProcessInfo> {
+/// Hands `path` to the `postgres` user when the server will run as that user.
+fn give_to_postgres(path: &Path) -> Result<()> {
+    if !running_as_root() {
+        return Ok(());
+    }
     let (uid, gid) = postgres_ids()?;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err("chown to postgres"))
+}
+
+pub(crate) fn start(plan: &Plan, bindir: &Path) -> Result<ProcessInfo> {
     let data = plan.dir.join("data");
     std::fs::create_dir_all(&plan.dir)
         .map_err(io_err(format!("creating {}", plan.dir.display())))?;
-    std::os::unix::fs::chown(&plan.dir, Some(uid), Some(gid))
-        .map_err(io_err("chown to postgres"))?;
+    give_to_postgres(&plan.dir)?;
     let pwfile = plan.dir.join("pwfile");
     std::fs::write(&pwfile, &plan.password).map_err(io_err("writing the password file"))?;
-    std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).map_err(io_err("chown to postgres"))?;
+    give_to_postgres(&pwfile)?;
     let log = plan.dir.join("postgres.log");
     if !data.join("PG_VERSION").exists() {
         let out = as_postgres(&bindir.join("initdb"))

@@ -7,7 +7,8 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StackError, io_err};
-use crate::process::{self, ProcessInfo};
+use crate::process;
+use runtime::state::ProcessInfo;
 
 pub(crate) struct Plan {
     pub dir: PathBuf,
@@ -126,11 +127,14 @@ pub(crate) fn start(plan: &Plan, sbin: &Path, infra: &Path) -> Result<(ProcessIn
         "definitions.json",
         serde_json::to_string_pretty(&definitions(infra, plan)?).expect("json"),
     )?;
+    // Queue statistics every second (the default is 5 s): the load test samples queue depths
+    // from the management API once a second.
     write(
         "rabbitmq.conf",
         format!(
             "listeners.tcp.default = 127.0.0.1:{}\nmanagement.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {}\n\
-             distribution.listener.interface = 127.0.0.1\nload_definitions = {}\nloopback_users = none\n",
+             distribution.listener.interface = 127.0.0.1\nload_definitions = {}\nloopback_users = none\n\
+             collect_statistics_interval = 1000\n",
             plan.amqp_port,
             plan.management_port,
             plan.dir.join("definitions.json").display()

@@ -1,12 +1,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::StackError;
-
 /// A stack's name: safe as a folder name, a RabbitMQ node name and part of AWS resource names.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct StackName(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid stack name {0:?}: use 1-32 lower-case letters, digits and dashes, starting with a letter or digit"
+)]
+pub struct InvalidStackName(pub String);
 
 impl StackName {
     pub fn as_str(&self) -> &str {
@@ -15,8 +19,8 @@ impl StackName {
 }
 
 impl FromStr for StackName {
-    type Err = StackError;
-    fn from_str(s: &str) -> Result<Self, StackError> {
+    type Err = InvalidStackName;
+    fn from_str(s: &str) -> Result<Self, InvalidStackName> {
         let ok = (1..=32).contains(&s.len())
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -25,14 +29,14 @@ impl FromStr for StackName {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(StackError::InvalidName(s.to_owned()))
+            Err(InvalidStackName(s.to_owned()))
         }
     }
 }
 
 impl TryFrom<String> for StackName {
-    type Error = StackError;
-    fn try_from(s: String) -> Result<Self, StackError> {
+    type Error = InvalidStackName;
+    fn try_from(s: String) -> Result<Self, InvalidStackName> {
         s.parse()
     }
 }

@@ -5,13 +5,16 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::Deserialize;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ObjectNotice {
     pub bucket: String,
     /// The key as stored (decoded).
     pub key: String,
     pub size: u64,
     pub etag: String,
+    /// When the object was created, as the notification's `eventTime` says (millisecond
+    /// precision); the pipe measures its hop from here.
+    pub event_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What S3 leaves unescaped in notification keys.
@@ -91,6 +94,8 @@ struct S3Event {
 struct S3Record {
     #[serde(rename = "eventName", default)]
     event_name: String,
+    #[serde(rename = "eventTime", default)]
+    event_time: Option<String>,
     s3: S3Entity,
 }
 
@@ -150,6 +155,11 @@ pub fn parse_notification(body: &str) -> Result<Notification, NoticeError> {
             key: decode_key(&record.s3.object.key)?,
             size: record.s3.object.size,
             etag: record.s3.object.etag.trim_matches('"').to_owned(),
+            event_time: record
+                .event_time
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc)),
         });
     }
     Ok(Notification::Objects(objects))
@@ -165,13 +175,18 @@ mod tests {
             key: key.into(),
             size: 10,
             etag: "abc".into(),
+            event_time: None,
         }
     }
 
     #[test]
     fn raw_and_sns_wrapped_events_parse_to_the_decoded_key() {
-        let n = notice("raw/source=orders/year=2026/month=01/day=02/a b.ndjson.gz");
-        let raw = s3_event_json(&n, chrono::Utc::now());
+        let mut n = notice("raw/source=orders/year=2026/month=01/day=02/a b.ndjson.gz");
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T10:00:00.123Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let raw = s3_event_json(&n, at);
+        n.event_time = Some(at);
         assert!(raw.contains("source%3Dorders"), "{raw}");
         assert!(raw.contains("a+b.ndjson.gz"), "{raw}");
         assert_eq!(

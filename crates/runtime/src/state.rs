@@ -8,8 +8,69 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::StackName;
-use crate::error::{Result, StackError, io_err};
-use crate::process::ProcessInfo;
+
+/// Why a stack's state could not be read or written. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no stack {stack:?} here (no {}); start one with `cargo xtask up --stack {stack}`", path.display())]
+    NotFound { stack: String, path: PathBuf },
+    #[error(
+        "state file {} is corrupt ({reason}); stop any processes it started by hand if needed, then remove the file",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, StateError>;
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StateError {
+    let context = context.into();
+    move |source| StateError::Io { context, source }
+}
+
+/// A process a stack started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22): a PID that was reused
+    /// by another process has another start time, so it is never signalled by mistake.
+    pub start_ticks: u64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub log: PathBuf,
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (field 3 first).
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+impl ProcessInfo {
+    /// Running, and still the process that was started (a zombie counts as gone).
+    pub fn is_alive(&self) -> bool {
+        match stat_fields(self.pid) {
+            Some(f) => {
+                f.first().is_some_and(|state| state != "Z")
+                    && f.get(19).and_then(|t| t.parse().ok()) == Some(self.start_ticks)
+            }
+            None => false,
+        }
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        (chrono::Utc::now() - self.started_at)
+            .to_std()
+            .unwrap_or_default()
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,14 +169,14 @@ impl State {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StackError::NotFound {
+                return Err(StateError::NotFound {
                     stack: name.to_string(),
                     path,
                 });
             }
             Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
         };
-        serde_json::from_str(&text).map_err(|e| StackError::CorruptState {
+        serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
             path,
             reason: e.to_string(),
         })

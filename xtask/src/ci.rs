@@ -1,0 +1,224 @@
+//! `cargo xtask ci`: everything CI checks, in order, with a timing line per step.
+//!
+//! `.ci/run` and `.github/workflows/ci.yml` call this, and it is the README's test command, so
+//! what a contributor runs locally and what CI runs are one thing. Every cargo step builds with
+//! the same dependency features (the workspace-hack crate), so the dependencies compile once.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::stack_args::root;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Steps to leave out, by name (repeatable); `--list` shows them.
+    #[arg(long, value_name = "STEP")]
+    skip: Vec<String>,
+    /// Run only these steps, by name (repeatable).
+    #[arg(long, value_name = "STEP")]
+    only: Vec<String>,
+    /// List the steps and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// How a step's command is made: only when it runs (a lint step installs its tools first).
+type MakeCommand = Box<dyn FnOnce() -> anyhow::Result<Command>>;
+
+/// One CI step: a name and the command it runs from the checkout.
+struct Step {
+    name: &'static str,
+    what: &'static str,
+    command: MakeCommand,
+}
+
+fn cargo(args: &'static [&'static str]) -> MakeCommand {
+    Box::new(move || {
+        let mut cmd = crate::cargo::command();
+        cmd.args(args);
+        Ok(cmd)
+    })
+}
+
+fn xtask(args: &'static [&'static str]) -> MakeCommand {
+    Box::new(move || {
+        let mut cmd = Command::new(std::env::current_exe().context("locating the xtask binary")?);
+        cmd.args(args);
+        Ok(cmd)
+    })
+}
+
+/// A tool from the pinned lint venv (`infra/python/lint-tools.txt`), installed on first use.
+fn lint(tool: &'static str, args: &'static [&'static str]) -> MakeCommand {
+    Box::new(move || {
+        let venv = pytools::ensure(&pytools::ToolSet::lint(&root().join("infra/python")))?;
+        let mut cmd = Command::new(venv.bin(tool));
+        cmd.args(args);
+        Ok(cmd)
+    })
+}
+
+fn steps() -> Vec<Step> {
+    vec![
+        Step {
+            name: "fmt",
+            what: "formatting",
+            command: cargo(&["fmt", "--all", "--check"]),
+        },
+        Step {
+            name: "test",
+            what: "the workspace's tests (unit, property, tidy, and the real-stack tests)",
+            command: cargo(&["test", "--workspace", "--all-targets", "--locked"]),
+        },
+        Step {
+            name: "e2e-smoke",
+            what: "the smoke scenario end to end, marts against the oracle",
+            command: xtask(&["e2e", "--scenario", "scenarios/smoke.toml"]),
+        },
+        Step {
+            name: "e2e-dirty",
+            what: "duplicates, late and poison events end to end",
+            command: xtask(&["e2e", "--scenario", "scenarios/dirty.toml"]),
+        },
+        Step {
+            name: "load-smoke",
+            what: "a short load test through the real pipeline, with its reports and gates",
+            command: xtask(&[
+                "load-test",
+                "--scenario",
+                "scenarios/load-smoke.toml",
+                "--dev",
+            ]),
+        },
+        Step {
+            name: "containers",
+            what: "the container provider's unit tests (feature `containers`)",
+            command: cargo(&[
+                "test",
+                "--locked",
+                "-p",
+                "stack",
+                "--features",
+                "containers",
+                "--lib",
+            ]),
+        },
+        Step {
+            name: "lambda",
+            what: "the batcher's Lambda binary (feature `lambda`)",
+            command: cargo(&[
+                "build",
+                "--locked",
+                "-p",
+                "batcher",
+                "--features",
+                "lambda",
+                "--bins",
+            ]),
+        },
+        Step {
+            name: "lint-workflow",
+            what: "the GitHub workflow, against its schema (check-jsonschema)",
+            command: lint(
+                "check-jsonschema",
+                &[
+                    "--builtin-schema",
+                    "vendor.github-workflows",
+                    ".github/workflows/ci.yml",
+                ],
+            ),
+        },
+        Step {
+            name: "lint-cloudformation",
+            what: "the CloudFormation template, with cfn-lint",
+            command: lint("cfn-lint", &["infra/cloudformation/pipeline.yaml"]),
+        },
+    ]
+}
+
+impl Args {
+    pub fn run(self) -> anyhow::Result<()> {
+        let root = root();
+        let all = steps();
+        let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+        for name in self.skip.iter().chain(&self.only) {
+            if !names.contains(&name.as_str()) {
+                bail!("no CI step `{name}`; the steps are: {}", names.join(", "));
+            }
+        }
+        if self.list {
+            for step in &all {
+                println!("{:<20} {}", step.name, step.what);
+            }
+            return Ok(());
+        }
+        let chosen: Vec<Step> = all
+            .into_iter()
+            .filter(|s| self.only.is_empty() || self.only.iter().any(|o| o == s.name))
+            .filter(|s| !self.skip.iter().any(|k| k == s.name))
+            .collect();
+        let total = chosen.len();
+        let started = Instant::now();
+        let mut done: Vec<(&str, Duration, bool)> = Vec::new();
+        let mut failed = None;
+        for (i, step) in chosen.into_iter().enumerate() {
+            let began = Instant::now();
+            let mut command = (step.command)()?;
+            eprintln!(
+                "==> [{}/{total}] {}: {} ({})",
+                i + 1,
+                step.name,
+                step.what,
+                shown(&command)
+            );
+            let status = command
+                .current_dir(&root)
+                .status()
+                .with_context(|| format!("starting step {}", step.name))?;
+            let elapsed = began.elapsed();
+            eprintln!(
+                "<== {} {} in {:.1}s",
+                step.name,
+                if status.success() { "passed" } else { "FAILED" },
+                elapsed.as_secs_f64()
+            );
+            done.push((step.name, elapsed, status.success()));
+            if !status.success() {
+                failed = Some((step.name, status));
+                break;
+            }
+        }
+        eprintln!("ci steps:");
+        for (name, elapsed, ok) in &done {
+            eprintln!(
+                "  {name:<20} {:>7.1}s  {}",
+                elapsed.as_secs_f64(),
+                if *ok { "ok" } else { "FAILED" }
+            );
+        }
+        eprintln!(
+            "  {:<20} {:>7.1}s",
+            "total",
+            started.elapsed().as_secs_f64()
+        );
+        match failed {
+            Some((name, status)) => bail!("CI step `{name}` failed ({status})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The command line, for the log.
+fn shown(cmd: &Command) -> String {
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    std::iter::once(program)
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,180 @@
+//! `cargo xtask load-test` through the real stack, as a user runs it: the reports it writes, and
+//! the exit code and message of a gate it cannot meet. The components are the ones `cargo test`
+//! built beside this test (`--bin-dir`); the command brings its own stack up and down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// target/debug, where cargo put xtask and (for their own tests) relay, batcher and pipe.
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_xtask"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("xtask runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code() {
+    let pid = std::process::id();
+    let stack = format!("lt{pid}");
+    let out = std::env::temp_dir().join(format!("sluice-load-{pid}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let bins = bin_dir();
+    let smoke = xtask(&[
+        "load-test",
+        "--scenario",
+        "scenarios/load-smoke.toml",
+        "--stack",
+        &stack,
+        "--keep",
+        "--bin-dir",
+        bins.to_str().unwrap(),
+        "--out",
+        out.join("smoke").to_str().unwrap(),
+    ]);
+    let ok = smoke.status.success();
+
+    // The same scenario with a gate no pipeline meets, on the stack the first run left up.
+    let scenario = std::fs::read_to_string(root().join("scenarios/load-smoke.toml"))
+        .unwrap()
+        .replace("freshness_p99 = \"20s\"", "freshness_p99 = \"1ms\"")
+        .replace("duration = \"20s\"", "duration = \"8s\"")
+        .replace("warm_up = \"5s\"", "warm_up = \"2s\"");
+    assert!(scenario.contains("\"1ms\""));
+    std::fs::create_dir_all(&out).unwrap();
+    let impossible = out.join("impossible.toml");
+    std::fs::write(&impossible, scenario).unwrap();
+    let gated = xtask(&[
+        "load-test",
+        "--scenario",
+        impossible.to_str().unwrap(),
+        "--stack",
+        &stack,
+        "--bin-dir",
+        bins.to_str().unwrap(),
+        "--out",
+        out.join("gated").to_str().unwrap(),
+    ]);
+    let down = xtask(&["down", "--stack", &stack]);
+    assert!(ok, "{}", text(&smoke));
+    assert!(down.status.success(), "{}", text(&down));
+
+    // The reports, with every section and plausible values.
+    let dir = out.join("smoke");
+    for file in ["report.json", "report.md", "report.html"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    for section in [
+        "settings",
+        "baselines",
+        "rates",
+        "publish",
+        "freshness",
+        "drain",
+        "accounting",
+        "resources",
+        "series",
+        "gates",
+        "figures",
+        "phases",
+    ] {
+        assert!(!report[section].is_null(), "no `{section}` in report.json");
+    }
+    let positive = |path: &str| {
+        let v = report.pointer(path).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        assert!(v > 0.0, "{path} = {v}");
+    };
+    for path in [
+        "/baselines/broker/events_per_s",
+        "/baselines/sqs/events_per_s",
+        "/rates/offered",
+        "/rates/published",
+        "/rates/loaded",
+        "/rates/end_to_end",
+        "/freshness/end_to_end/p50_ms",
+    ] {
+        positive(path);
+    }
+    let e2e = &report["freshness"]["end_to_end"];
+    let p = |k: &str| e2e[k].as_f64().unwrap();
+    assert!(
+        p("p50_ms") <= p("p90_ms")
+            && p("p90_ms") <= p("p99_ms")
+            && p("p99_ms") <= p("p999_ms")
+            && p("p999_ms") <= p("max_ms"),
+        "{e2e}"
+    );
+    assert_eq!(report["accounting"]["lost"], 0);
+    assert_eq!(report["accounting"]["unexpected"], 0);
+    for hop in [
+        "broker -> SQS (relay)",
+        "SQS -> S3 (batcher)",
+        "S3 -> RAW (pipe)",
+    ] {
+        let count = report["freshness"]["hops"][hop]["count"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(count > 0, "no latencies for hop {hop}");
+        assert!(
+            report["drain"]["seconds"][hop].is_number(),
+            "no drain time for {hop}"
+        );
+    }
+    assert!(
+        report["series"].as_array().unwrap().len() >= 20,
+        "a point per second"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("report.html is well-formed");
+    let sections: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("section"))
+        .collect();
+    assert!(sections.len() >= 6, "{} sections", sections.len());
+    for s in sections {
+        let svgs = s
+            .descendants()
+            .filter(|n| n.tag_name().name() == "svg")
+            .count();
+        assert_eq!(svgs, 1, "section {:?}", s.attribute("id"));
+    }
+
+    // The impossible gate: its own exit code, and the gate named with what was measured.
+    assert_eq!(gated.status.code(), Some(99), "{}", text(&gated));
+    let err = String::from_utf8_lossy(&gated.stderr);
+    assert!(
+        err.contains("FAIL freshness_p99: measured") && err.contains("limit <= 1.0 ms"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
