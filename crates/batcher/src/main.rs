@@ -46,7 +46,7 @@ struct Cli {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     batch_window: Duration,
     /// Concurrent ReceiveMessage loops.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     receivers: usize,
     /// Handler invocations in flight.
     #[arg(long, default_value_t = 2)]

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub notices_published: AtomicU64,
     pub deleted_records: AtomicU64,
     pub invocations: AtomicU64,
+    pub receive_calls: AtomicU64,
     /// Per event: from SQS accepting its message to its object being written.
     pub sqs_to_object: LatencyRecorder,
 }
@@ -35,10 +36,33 @@ pub struct MetricsSnapshot {
     /// SQS messages deleted after their events were written and announced.
     pub deleted_records: u64,
     pub invocations: u64,
+    /// ReceiveMessage calls made.
+    #[serde(default)]
+    pub receive_calls: u64,
     /// Microseconds from SQS accepting a message (`SentTimestamp`) to its events' object being
     /// written, per event (includes the batch window).
     #[serde(default)]
     pub sqs_to_object_us: EncodedHistogram,
+}
+
+impl MetricsSnapshot {
+    /// These counters on top of an earlier process's (the component restarted in between).
+    pub fn plus(&self, earlier: &Self) -> Self {
+        Self {
+            records_in: self.records_in + earlier.records_in,
+            events_in: self.events_in + earlier.events_in,
+            poison_records: self.poison_records + earlier.poison_records,
+            failed_records: self.failed_records + earlier.failed_records,
+            objects_written: self.objects_written + earlier.objects_written,
+            bytes_written: self.bytes_written + earlier.bytes_written,
+            events_written: self.events_written + earlier.events_written,
+            notices_published: self.notices_published + earlier.notices_published,
+            deleted_records: self.deleted_records + earlier.deleted_records,
+            invocations: self.invocations + earlier.invocations,
+            receive_calls: self.receive_calls + earlier.receive_calls,
+            sqs_to_object_us: self.sqs_to_object_us.plus(&earlier.sqs_to_object_us),
+        }
+    }
 }
 
 impl Metrics {
@@ -54,6 +78,7 @@ impl Metrics {
             notices_published: self.notices_published.load(Relaxed),
             deleted_records: self.deleted_records.load(Relaxed),
             invocations: self.invocations.load(Relaxed),
+            receive_calls: self.receive_calls.load(Relaxed),
             sqs_to_object_us: self.sqs_to_object.encoded(),
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use events::wire::PACKING_ATTRIBUTE;
+use futures::StreamExt as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -16,6 +17,9 @@ use crate::handler::{Handler, Record};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
 use crate::{BatcherConfig, BatcherError, MetricsSnapshot};
+
+/// DeleteMessageBatch calls in flight per invocation.
+const DELETES_IN_FLIGHT: usize = 8;
 
 struct Received {
     record: Record,
@@ -43,6 +47,8 @@ pub async fn run<S: Sink + 'static>(
             sqs.clone(),
             config.queue_url.clone(),
             tx.clone(),
+            receive_pause(config.batch_window),
+            metrics.clone(),
         ));
     }
     drop(tx);
@@ -159,25 +165,37 @@ async fn invoke<S: Sink + 'static>(
 /// Deletes processed records. A failed delete is logged, not retried forever: the record comes
 /// back after its visibility timeout and is written again (a duplicate, never a loss).
 async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, done: &[&Received], metrics: &Metrics) {
-    for chunk in done.chunks(10) {
-        let entries: Vec<_> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&r.receipt_handle)
-                    .build()
-                    .expect("id and receipt handle are set")
-            })
-            .collect();
-        match sqs
-            .delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
+    // Calls of 10 at most, several at once: one after the other, the deletes of a large batch
+    // held its invocation (and the poller's concurrency) for seconds.
+    let requests: Vec<Vec<DeleteMessageBatchRequestEntry>> = done
+        .chunks(10)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&r.receipt_handle)
+                        .build()
+                        .expect("id and receipt handle are set")
+                })
+                .collect()
+        })
+        .collect();
+    let calls = requests.into_iter().map(|entries| {
+        let (sqs, queue_url) = (sqs.clone(), queue_url.to_owned());
+        async move {
+            sqs.delete_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+        }
+    });
+    let mut results = futures::stream::iter(calls).buffer_unordered(DELETES_IN_FLIGHT);
+    while let Some(result) = results.next().await {
+        match result {
             Ok(out) => {
                 Metrics::add(&metrics.deleted_records, out.successful().len() as u64);
                 for f in out.failed() {
@@ -195,28 +213,46 @@ async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, done: &[&Received], 
     }
 }
 
-async fn receive_loop(sqs: aws_sdk_sqs::Client, queue_url: String, tx: mpsc::Sender<Received>) {
+/// How long a receiver waits after a receive that did not fill (fewer than 10 messages): a
+/// trickle then arrives in fuller receives, costing the queue fewer calls per message, and the
+/// batch window (which this stays well inside) hides the wait.
+fn receive_pause(batch_window: Duration) -> Duration {
+    (batch_window / 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
+}
+
+async fn receive_loop(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    tx: mpsc::Sender<Received>,
+    pause: Duration,
+    metrics: Arc<Metrics>,
+) {
     let mut failures = 0u32;
     loop {
+        Metrics::add(&metrics.receive_calls, 1);
         let result = sqs
             .receive_message()
             .queue_url(&queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .message_attribute_names(PACKING_ATTRIBUTE)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await;
         match result {
             Ok(out) => {
                 failures = 0;
-                for message in out.messages.unwrap_or_default() {
+                let messages = out.messages.unwrap_or_default();
+                let full = messages.len() >= 10;
+                for message in messages {
                     if let Some(received) = to_received(message)
                         && tx.send(received).await.is_err()
                     {
                         return;
                     }
+                }
+                if !full {
+                    tokio::time::sleep(pause).await;
                 }
             }
             Err(e) => {

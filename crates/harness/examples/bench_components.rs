@@ -28,6 +28,9 @@ struct Args {
     /// Backlog for the memory run (0 skips it).
     #[arg(long, default_value_t = 0)]
     backlog: u64,
+    /// One-event files for the pipe's small-file run (0 skips it).
+    #[arg(long, default_value_t = 2000)]
+    small_files: u64,
 }
 
 fn scenario(events: u64) -> synth::Scenario {
@@ -329,6 +332,14 @@ async fn bench(args: &Args, stack: &ScratchStack) {
         ps.files_loaded
     );
 
+    if args.small_files > 0 {
+        let rate = pipe_small_files(stack, &sdk, &sqs, &bucket, args.small_files).await;
+        println!(
+            "pipe, one-event files         {rate:>10.0} files/s  ({} files, notified in a backlog)",
+            args.small_files
+        );
+    }
+
     // Backfill.
     let (mut pg, conn) = tokio_postgres::connect(&stack.state.postgres.url, tokio_postgres::NoTls)
         .await
@@ -442,4 +453,95 @@ async fn backlog(stack: &ScratchStack, sqs: &aws_sdk_sqs::Client, amqp: &str, n:
         n,
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The pipe against a backlog of one-event files: the Snowpipe worst case (one file per event),
+/// where each file used to cost a PUT, a COPY and an INSERT of its own.
+async fn pipe_small_files(
+    stack: &ScratchStack,
+    sdk: &aws_config::SdkConfig,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+    n: u64,
+) -> f64 {
+    use std::io::Write as _;
+    let s3 = rawfiles::s3_client(sdk);
+    let notify = create_queue(sqs, "bench-small-notify").await;
+    let events: Vec<events::Event> = synth::Generator::new(&scenario(n), Some(9))
+        .first_events()
+        .take(n as usize)
+        .collect();
+    let notices: Vec<rawfiles::ObjectNotice> = futures::stream::iter(events.iter().enumerate())
+        .map(|(i, e)| {
+            let s3 = s3.clone();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(format!("{}\n", e.to_canonical_json()).as_bytes())
+                .unwrap();
+            let body = gz.finish().unwrap();
+            let key = format!("bench-small/source=orders/year=2026/month=03/day=01/{i}.ndjson.gz");
+            async move {
+                let size = body.len() as u64;
+                let out = s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .body(body.into())
+                    .send()
+                    .await
+                    .unwrap();
+                rawfiles::ObjectNotice {
+                    bucket: bucket.to_owned(),
+                    key,
+                    size,
+                    etag: out.e_tag().unwrap_or_default().trim_matches('"').to_owned(),
+                    event_time: Some(chrono::Utc::now()),
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for chunk in notices.chunks(10) {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(rawfiles::notice::s3_event_json(n, chrono::Utc::now()))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(&notify)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+    }
+    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
+        .await
+        .unwrap();
+    let loader = pipe::Loader::new(sf, s3).await.unwrap();
+    let pm = Arc::new(pipe::Metrics::default());
+    let m = pm.clone();
+    let started = Instant::now();
+    let poller = pipe::poller::PollerConfig::new(notify.clone());
+    let ps = pipe::poller::run(&poller, sqs, &loader, &pm, async move {
+        wait_for("pipe (small files)", || {
+            m.files_loaded.load(Relaxed) + m.files_skipped.load(Relaxed) >= n
+        })
+        .await
+    })
+    .await
+    .unwrap();
+    let rate = ps.files_loaded as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "  ({} loads, {:.0} files each)",
+        ps.loads,
+        ps.files_loaded as f64 / ps.loads.max(1) as f64
+    );
+    loader.close().await;
+    rate
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stack::StackName;
@@ -71,6 +72,35 @@ fn flags(component: Component, scenario: &Scenario) -> Vec<String> {
 pub struct ComponentOptions {
     /// The pipe appends a line per loaded file here (`--load-log`), for freshness.
     pub load_log: Option<PathBuf>,
+    /// Endpoints to use instead of the stack's (fault proxies in front of the services).
+    pub amqp_url: Option<String>,
+    pub aws_endpoint_url: Option<String>,
+    pub snowflake_url: Option<String>,
+}
+
+impl ComponentOptions {
+    fn flags(&self, component: Component) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut flag = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                out.push(name.to_owned());
+                out.push(v.clone());
+            }
+        };
+        flag("--aws-endpoint-url", &self.aws_endpoint_url);
+        match component {
+            Component::Relay => flag("--amqp-url", &self.amqp_url),
+            Component::Batcher => {}
+            Component::Pipe => {
+                flag("--snowflake-url", &self.snowflake_url);
+                flag(
+                    "--load-log",
+                    &self.load_log.as_ref().map(|p| p.display().to_string()),
+                );
+            }
+        }
+        out
+    }
 }
 
 /// Where the component executables are.
@@ -133,9 +163,14 @@ impl ComponentBinaries {
 
 struct Child {
     component: Component,
-    process: tokio::process::Child,
+    /// None while the component is down (killed by a fault, not yet restarted).
+    process: Option<tokio::process::Child>,
+    /// The command's arguments, to start it again.
+    args: Vec<String>,
     metrics: PathBuf,
     log: PathBuf,
+    /// It was started to crash (an armed fault); its exit is expected.
+    may_exit: bool,
 }
 
 /// Counters the components last wrote (None until a component's first write).
@@ -146,30 +181,99 @@ pub struct ComponentMetrics {
     pub pipe: Option<pipe::MetricsSnapshot>,
 }
 
-/// The components' metrics files.
-#[derive(Clone, Debug)]
-pub struct MetricsReader(Vec<(Component, PathBuf)>);
+impl ComponentMetrics {
+    /// These counters on top of `earlier` ones, component by component.
+    pub fn plus(&self, earlier: &ComponentMetrics) -> ComponentMetrics {
+        fn both<T: Clone>(a: &Option<T>, b: &Option<T>, plus: impl Fn(&T, &T) -> T) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(plus(a, b)),
+                (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+                (None, None) => None,
+            }
+        }
+        ComponentMetrics {
+            relay: both(&self.relay, &earlier.relay, relay::MetricsSnapshot::plus),
+            batcher: both(
+                &self.batcher,
+                &earlier.batcher,
+                batcher::MetricsSnapshot::plus,
+            ),
+            pipe: both(&self.pipe, &earlier.pipe, pipe::MetricsSnapshot::plus),
+        }
+    }
+}
+
+/// The components' metrics files, with what earlier processes of a restarted component counted
+/// (none: the default, before any component runs).
+#[derive(Clone, Debug, Default)]
+pub struct MetricsReader {
+    files: Vec<(Component, PathBuf)>,
+    carried: Arc<Mutex<ComponentMetrics>>,
+}
+
+fn read_file(component: Component, path: &Path) -> ComponentMetrics {
+    let mut out = ComponentMetrics::default();
+    let Ok(bytes) = std::fs::read(path) else {
+        return out;
+    };
+    match component {
+        Component::Relay => out.relay = serde_json::from_slice(&bytes).ok(),
+        Component::Batcher => out.batcher = serde_json::from_slice(&bytes).ok(),
+        Component::Pipe => out.pipe = serde_json::from_slice(&bytes).ok(),
+    }
+    out
+}
 
 impl MetricsReader {
     pub fn read(&self) -> ComponentMetrics {
         let mut out = ComponentMetrics::default();
-        for (component, path) in &self.0 {
-            let Ok(bytes) = std::fs::read(path) else {
-                continue;
-            };
-            match component {
-                Component::Relay => out.relay = serde_json::from_slice(&bytes).ok(),
-                Component::Batcher => out.batcher = serde_json::from_slice(&bytes).ok(),
-                Component::Pipe => out.pipe = serde_json::from_slice(&bytes).ok(),
-            }
+        for (component, path) in &self.files {
+            out = out.plus(&read_file(*component, path));
         }
-        out
+        out.plus(&self.carried.lock().expect("metrics lock"))
     }
 }
 
 /// Running components. Dropping this kills them (SIGKILL); [`Components::stop`] is the clean way.
 pub struct Components {
     children: Vec<Child>,
+    binaries: ComponentBinaries,
+    /// Counters of processes that were killed, to add to their successors'.
+    carried: Arc<Mutex<ComponentMetrics>>,
+    restarts: u32,
+}
+
+fn spawn(
+    path: &Path,
+    args: &[String],
+    log: &Path,
+    truncate: bool,
+) -> Result<tokio::process::Child, std::io::Error> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(truncate)
+        .append(!truncate)
+        .open(log)?;
+    tokio::process::Command::new(path)
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("SLUICE_COMPONENT_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// Sends `signal` to `pid`.
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on the PID of a child process this struct owns and has not reaped.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
 }
 
 impl Components {
@@ -194,51 +298,115 @@ impl Components {
             let metrics = work_dir.join(format!("{name}.metrics.json"));
             let log = work_dir.join(format!("{name}.log"));
             let _ = std::fs::remove_file(&metrics);
-            let file = std::fs::File::create(&log).map_err(|source| ComponentError::Io {
-                context: format!("creating {}", log.display()),
-                source,
-            })?;
-            let mut extra = flags(component, scenario);
-            if let (Component::Pipe, Some(log)) = (component, &options.load_log) {
-                extra.push("--load-log".into());
-                extra.push(log.display().to_string());
-            }
-            let process = tokio::process::Command::new(path)
-                .arg("--stack")
-                .arg(stack.as_str())
-                .arg("--root")
-                .arg(root)
-                .arg("--metrics-file")
-                .arg(&metrics)
-                .args(extra)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("SLUICE_COMPONENT_LOG").unwrap_or_else(|_| "info".into()),
-                )
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(file)
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|source| ComponentError::Spawn {
+            let mut args: Vec<String> = vec![
+                "--stack".into(),
+                stack.as_str().into(),
+                "--root".into(),
+                root.display().to_string(),
+                "--metrics-file".into(),
+                metrics.display().to_string(),
+            ];
+            args.extend(flags(component, scenario));
+            args.extend(options.flags(component));
+            let process =
+                spawn(path, &args, &log, true).map_err(|source| ComponentError::Spawn {
                     name,
                     path: path.clone(),
                     source,
                 })?;
             children.push(Child {
                 component,
-                process,
+                process: Some(process),
+                args,
                 metrics,
                 log,
+                may_exit: false,
             });
         }
-        Ok(Self { children })
+        Ok(Self {
+            children,
+            binaries: binaries.clone(),
+            carried: Arc::default(),
+            restarts: 0,
+        })
     }
 
-    /// Fails if any component has exited (they run until told to stop).
+    fn child(&mut self, component: Component) -> &mut Child {
+        self.children
+            .iter_mut()
+            .find(|c| c.component == component)
+            .expect("every component is started")
+    }
+
+    /// SIGKILL, as a crash would; its counters so far are kept for its successor.
+    pub async fn kill(&mut self, component: Component) {
+        let carried = self.carried.clone();
+        let child = self.child(component);
+        if let Some(mut process) = child.process.take() {
+            let _ = process.kill().await;
+        }
+        let last = read_file(component, &child.metrics);
+        let _ = std::fs::remove_file(&child.metrics);
+        let mut carried = carried.lock().expect("metrics lock");
+        *carried = last.plus(&carried);
+    }
+
+    /// Starts a component that is down again, with `extra` flags for this process only (a
+    /// fault to arm); `may_exit` marks an exit of this process as expected.
+    pub fn restart(
+        &mut self,
+        component: Component,
+        extra: &[&str],
+        may_exit: bool,
+    ) -> Result<(), ComponentError> {
+        let path = self.binaries.path(component).clone();
+        self.restarts += 1;
+        let child = self.child(component);
+        let mut args = child.args.clone();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let process =
+            spawn(&path, &args, &child.log, false).map_err(|source| ComponentError::Spawn {
+                name: component.name(),
+                path,
+                source,
+            })?;
+        child.process = Some(process);
+        child.may_exit = may_exit;
+        Ok(())
+    }
+
+    /// Whether an armed component has exited as it was meant to (and is now down).
+    pub fn exited(&mut self, component: Component) -> bool {
+        let child = self.child(component);
+        matches!(
+            child.process.as_mut().map(|p| p.try_wait()),
+            Some(Ok(Some(_)))
+        )
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`).
+    pub fn freeze(&mut self, component: Component, frozen: bool) {
+        if let Some(pid) = self.child(component).process.as_ref().and_then(|p| p.id()) {
+            signal(pid, if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+        }
+    }
+
+    /// Whether any component was restarted: its counters then miss what it did in its last
+    /// second before a kill (metrics files are written once a second).
+    pub fn restarted(&self) -> bool {
+        self.restarts > 0
+    }
+
+    /// Fails if any component has exited (they run until told to stop), unless a fault meant
+    /// it to.
     pub fn check_running(&mut self) -> Result<(), ComponentError> {
         for child in &mut self.children {
-            if let Ok(Some(status)) = child.process.try_wait() {
+            if child.may_exit {
+                continue;
+            }
+            if let Some(process) = child.process.as_mut()
+                && let Ok(Some(status)) = process.try_wait()
+            {
                 return Err(ComponentError::Exited {
                     name: child.component.name(),
                     status,
@@ -254,7 +422,7 @@ impl Components {
     pub fn pids(&self) -> Vec<(Component, u32)> {
         self.children
             .iter()
-            .filter_map(|c| Some((c.component, c.process.id()?)))
+            .filter_map(|c| Some((c.component, c.process.as_ref()?.id()?)))
             .collect()
     }
 
@@ -265,29 +433,31 @@ impl Components {
     /// Reads the components' metrics files without borrowing the components (for a sampler
     /// running beside the run).
     pub fn reader(&self) -> MetricsReader {
-        MetricsReader(
-            self.children
+        MetricsReader {
+            files: self
+                .children
                 .iter()
                 .map(|c| (c.component, c.metrics.clone()))
                 .collect(),
-        )
+            carried: self.carried.clone(),
+        }
     }
 
     /// SIGTERM to every component, then waits (up to `grace` each) for them to flush and exit;
     /// one that does not is killed. Returns the final counters.
     pub async fn stop(mut self, grace: Duration) -> Result<ComponentMetrics, ComponentError> {
         for child in &self.children {
-            if let Some(pid) = child.process.id() {
-                // SAFETY: kill(2) on the PID of a child this struct owns and has not reaped.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
-                }
+            if let Some(pid) = child.process.as_ref().and_then(|p| p.id()) {
+                signal(pid, libc::SIGTERM);
             }
         }
         let mut unclean = None;
         for child in &mut self.children {
-            match tokio::time::timeout(grace, child.process.wait()).await {
-                Ok(Ok(status)) if status.success() => {}
+            let Some(process) = child.process.as_mut() else {
+                continue;
+            };
+            match tokio::time::timeout(grace, process.wait()).await {
+                Ok(Ok(status)) if status.success() || child.may_exit => {}
                 Ok(Ok(status)) => {
                     unclean.get_or_insert(ComponentError::Exited {
                         name: child.component.name(),
@@ -303,7 +473,7 @@ impl Components {
                     });
                 }
                 Err(_) => {
-                    let _ = child.process.kill().await;
+                    let _ = process.kill().await;
                     unclean.get_or_insert(ComponentError::Io {
                         context: format!(
                             "{} did not stop within {grace:?}; killed",

@@ -300,6 +300,7 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         components: last_metrics,
         queues: last_queues,
         raw_stream,
+        ..
     } = drained.observed;
     hops.components = last_metrics;
     hops.queues = last_queues;

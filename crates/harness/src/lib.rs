@@ -8,6 +8,7 @@
 //! - [`load`] drives one through the real components and measures it: throughput against
 //!   same-run baselines, freshness end to end and per hop, backlog, resources, gates, reports.
 
+pub mod chaos;
 pub mod components;
 pub mod dbt;
 pub mod diff;

@@ -10,6 +10,9 @@ use std::time::Instant;
 pub struct Watched {
     pub name: String,
     pub pid: u32,
+    /// The process and all its descendants (a service), or the process alone (the harness,
+    /// whose children are the components, watched on their own).
+    pub tree: bool,
 }
 
 /// CPU (cores) and resident memory (bytes) of each watched tree at one sample.
@@ -84,7 +87,15 @@ impl Observer {
         let page = page_size();
         let mut out = HashMap::new();
         for w in watched {
-            let members = tree(w.pid, &table);
+            let members = if w.tree {
+                tree(w.pid, &table)
+            } else {
+                table
+                    .iter()
+                    .position(|(pid, ..)| *pid == w.pid)
+                    .into_iter()
+                    .collect()
+            };
             if members.is_empty() {
                 continue;
             }
@@ -121,6 +132,7 @@ mod tests {
         let me = Watched {
             name: "me".into(),
             pid: std::process::id(),
+            tree: true,
         };
         let mut observer = Observer::default();
         let first = observer.sample(std::slice::from_ref(&me));
@@ -136,6 +148,7 @@ mod tests {
         let gone = Watched {
             name: "gone".into(),
             pid: u32::MAX - 1,
+            tree: true,
         };
         assert!(observer.sample(&[gone]).is_empty());
     }

@@ -65,8 +65,9 @@ pub struct QueueDepths {
 }
 
 pub struct Queues {
-    amqp: lapin::Connection,
-    channel: lapin::Channel,
+    amqp_url: String,
+    /// Made again after the broker went away (a restart under a fault schedule).
+    amqp: tokio::sync::Mutex<Option<(lapin::Connection, lapin::Channel)>>,
     sqs: aws_sdk_sqs::Client,
     ingest_url: String,
     ingest_dlq_url: String,
@@ -96,21 +97,23 @@ fn amqp_err(what: impl Into<String>) -> impl FnOnce(lapin::Error) -> QueueError 
     move |source| QueueError::Amqp { what, source }
 }
 
-impl Queues {
-    pub async fn connect(state: &State, sqs: aws_sdk_sqs::Client) -> Result<Self, QueueError> {
-        let amqp = lapin::Connection::connect(
-            &state.rabbitmq.amqp_url,
-            lapin::ConnectionProperties::default(),
-        )
+async fn open(url: &str) -> Result<(lapin::Connection, lapin::Channel), QueueError> {
+    let amqp = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
         .await
         .map_err(amqp_err("connecting"))?;
-        let channel = amqp
-            .create_channel()
-            .await
-            .map_err(amqp_err("opening a channel"))?;
+    let channel = amqp
+        .create_channel()
+        .await
+        .map_err(amqp_err("opening a channel"))?;
+    Ok((amqp, channel))
+}
+
+impl Queues {
+    pub async fn connect(state: &State, sqs: aws_sdk_sqs::Client) -> Result<Self, QueueError> {
+        let amqp = open(&state.rabbitmq.amqp_url).await?;
         Ok(Self {
-            amqp,
-            channel,
+            amqp_url: state.rabbitmq.amqp_url.clone(),
+            amqp: tokio::sync::Mutex::new(Some(amqp)),
             sqs,
             ingest_url: output(state, "IngestQueueUrl")?,
             ingest_dlq_url: output(state, "IngestDeadLetterQueueUrl")?,
@@ -118,9 +121,24 @@ impl Queues {
         })
     }
 
+    /// The AMQP channel, opened again if the last one failed.
+    async fn channel(&self) -> Result<lapin::Channel, QueueError> {
+        let mut slot = self.amqp.lock().await;
+        if let Some((conn, channel)) = slot.as_ref()
+            && conn.status().connected()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
+        }
+        let (conn, channel) = open(&self.amqp_url).await?;
+        *slot = Some((conn, channel.clone()));
+        Ok(channel)
+    }
+
     async fn rabbit_ready(&self, queue: &str) -> Result<u64, QueueError> {
         let q = self
-            .channel
+            .channel()
+            .await?
             .queue_declare(
                 queue.into(),
                 QueueDeclareOptions {
@@ -188,8 +206,9 @@ impl Queues {
 
     /// Empties every queue, so a run counts only its own messages.
     pub async fn purge(&self) -> Result<(), QueueError> {
+        let channel = self.channel().await?;
         for queue in SOURCE_QUEUES.into_iter().chain([DEAD_LETTER_QUEUE]) {
-            self.channel
+            channel
                 .queue_purge(queue.into(), QueuePurgeOptions::default())
                 .await
                 .map_err(amqp_err(format!("purging queue {queue}")))?;
@@ -206,6 +225,8 @@ impl Queues {
     }
 
     pub async fn close(self) {
-        let _ = self.amqp.close(200, "done".into()).await;
+        if let Some((conn, _)) = self.amqp.into_inner() {
+            let _ = conn.close(200, "done".into()).await;
+        }
     }
 }

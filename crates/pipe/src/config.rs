@@ -16,11 +16,17 @@ impl PipeConfig {
                 .get("SnowpipeNotifyQueueUrl")
                 .cloned()
                 .ok_or(PipeError::MissingOutput("SnowpipeNotifyQueueUrl"))?,
-            snowflake: snowflake::Config::for_stack(
-                state.snowflake.base_url.as_deref(),
-                &state.snowflake.user,
-                &state.snowflake.database,
-            )?,
+            snowflake: {
+                let mut c = snowflake::Config::for_stack(
+                    state.snowflake.base_url.as_deref(),
+                    &state.snowflake.user,
+                    &state.snowflake.database,
+                )?;
+                // A call that hangs (a frozen warehouse, a dropped connection) fails in time
+                // and its batch is retried; long statements are polled, so this bounds a call.
+                c.request_timeout = std::time::Duration::from_secs(30);
+                c
+            },
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 
 const STAGE: &str = "@SLUICE.RAW.EVENTS_STAGE";
 /// Objects downloaded at once.
-const DOWNLOADS_IN_FLIGHT: usize = 16;
+const DOWNLOADS_IN_FLIGHT: usize = 32;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadOutcome {
@@ -43,6 +43,9 @@ pub struct LoadRecord {
     pub rows: u64,
     /// The object's creation (the notice's `eventTime`), microseconds since the epoch.
     pub created_at_us: Option<u64>,
+    /// When the pipe received the notice.
+    #[serde(default)]
+    pub received_at_us: Option<u64>,
     /// When the load's transaction committed: its rows are visible from here.
     pub visible_at_us: u64,
 }
@@ -117,6 +120,7 @@ impl Loader {
         notices: &[ObjectNotice],
         metrics: &Metrics,
     ) -> Result<BatchOutcome, PipeError> {
+        let received_at_us = runtime::latency::unix_micros();
         let mut outcomes: Vec<Option<LoadOutcome>> = vec![None; notices.len()];
         let history = self.history_of(notices).await?;
         // (key, etag) claimed by an earlier notice of this batch or by the history.
@@ -179,11 +183,15 @@ impl Loader {
                 metrics
                     .object_to_visible
                     .record_n(visible_at_us.saturating_sub(created), p.lines.count);
+                metrics
+                    .object_to_notice
+                    .record_n(received_at_us.saturating_sub(created), p.lines.count);
             }
             loaded.push(LoadRecord {
                 key: p.key.clone(),
                 rows: p.lines.count,
                 created_at_us: p.created_at_us,
+                received_at_us: Some(received_at_us),
                 visible_at_us,
             });
         }

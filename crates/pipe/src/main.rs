@@ -28,6 +28,9 @@ struct Cli {
     /// Notification queue to poll [default: the stack's snowpipe-notify queue].
     #[arg(long, env = "SLUICE_NOTIFY_QUEUE_URL")]
     queue_url: Option<String>,
+    /// The emulator's URL to load through instead of the stack's (e.g. a proxy in front of it).
+    #[arg(long)]
+    snowflake_url: Option<String>,
     /// Most files loaded in one transaction (many small files share one PUT, COPY and INSERT).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
     max_files_per_load: u32,
@@ -54,6 +57,12 @@ async fn main() -> Result<()> {
     let mut config = PipeConfig::from_stack(&state)?;
     if let Some(url) = cli.queue_url {
         config.queue_url = url;
+    }
+    if let Some(url) = &cli.snowflake_url {
+        config.snowflake.base_url = Some(
+            url.parse()
+                .with_context(|| format!("--snowflake-url {url:?} is not a URL"))?,
+        );
     }
     let sdk = runtime::aws::sdk_config(&cli.aws.resolve(Some(&state))).await;
     let s3 = rawfiles::s3_client(&sdk);

@@ -14,6 +14,9 @@ pub struct Metrics {
     pub loads: AtomicU64,
     /// Per loaded row: from its object's creation (the notice's `eventTime`) to visible in RAW.
     pub object_to_visible: LatencyRecorder,
+    /// Per loaded row: from its object's creation to the pipe holding its notice (SNS, the
+    /// notify queue and the poll).
+    pub object_to_notice: LatencyRecorder,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -35,6 +38,29 @@ pub struct MetricsSnapshot {
     /// Microseconds from an object's creation to its rows being visible in RAW, per row.
     #[serde(default)]
     pub object_to_visible_us: EncodedHistogram,
+    /// Microseconds from an object's creation to the pipe receiving its notice, per row.
+    #[serde(default)]
+    pub object_to_notice_us: EncodedHistogram,
+}
+
+impl MetricsSnapshot {
+    /// These counters on top of an earlier process's (the component restarted in between).
+    pub fn plus(&self, earlier: &Self) -> Self {
+        Self {
+            notifications: self.notifications + earlier.notifications,
+            test_events: self.test_events + earlier.test_events,
+            files_loaded: self.files_loaded + earlier.files_loaded,
+            rows_loaded: self.rows_loaded + earlier.rows_loaded,
+            files_skipped: self.files_skipped + earlier.files_skipped,
+            files_failed: self.files_failed + earlier.files_failed,
+            bad_notifications: self.bad_notifications + earlier.bad_notifications,
+            loads: self.loads + earlier.loads,
+            object_to_visible_us: self
+                .object_to_visible_us
+                .plus(&earlier.object_to_visible_us),
+            object_to_notice_us: self.object_to_notice_us.plus(&earlier.object_to_notice_us),
+        }
+    }
 }
 
 impl Metrics {
@@ -49,6 +75,7 @@ impl Metrics {
             bad_notifications: self.bad_notifications.load(Relaxed),
             loads: self.loads.load(Relaxed),
             object_to_visible_us: self.object_to_visible.encoded(),
+            object_to_notice_us: self.object_to_notice.encoded(),
         }
     }
 

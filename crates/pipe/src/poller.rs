@@ -233,7 +233,7 @@ async fn delete(config: &PollerConfig, sqs: &aws_sdk_sqs::Client, done: &[&Messa
                 .set_entries(Some(entries))
                 .send()
         })
-        .buffer_unordered(4)
+        .buffer_unordered(8)
         .collect()
         .await;
     for result in results {

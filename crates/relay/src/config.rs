@@ -58,7 +58,7 @@ impl RelayConfig {
             sqs_queue_url: String::new(),
             pack: 1,
             max_in_flight: 8,
-            linger: Duration::from_millis(20),
+            linger: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
         }
     }

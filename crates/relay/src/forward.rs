@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use events::wire::PACKING_ATTRIBUTE;
+use events::wire::{PACKING_ATTRIBUTE, Packing};
 
 use crate::assemble::{Batch, Entry};
 use crate::metrics::Metrics;
@@ -32,20 +32,24 @@ impl Backoff {
     }
 }
 
+/// One entry. A single envelope goes as a plain message, as production's producers send it
+/// (readers take a missing `sluice-packing` attribute as one envelope); only packed batches
+/// carry the attribute, which the queue otherwise hashes and stores for every message.
 fn request_entry(entry: &Entry) -> SendMessageBatchRequestEntry {
-    SendMessageBatchRequestEntry::builder()
+    let mut builder = SendMessageBatchRequestEntry::builder()
         .id(&entry.id)
-        .message_body(&entry.body)
-        .message_attributes(
+        .message_body(&entry.body);
+    if entry.packing != Packing::Envelope {
+        builder = builder.message_attributes(
             PACKING_ATTRIBUTE,
             MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(entry.packing.as_str())
                 .build()
                 .expect("data type is set"),
-        )
-        .build()
-        .expect("id and body are set")
+        );
+    }
+    builder.build().expect("id and body are set")
 }
 
 /// Sends `batch` until every entry is accepted; calls `accepted` with each accepted entry's

@@ -43,8 +43,9 @@ struct Cli {
     /// SendMessageBatch calls in flight at once.
     #[arg(long, default_value_t = 8)]
     max_in_flight: usize,
-    /// How long a partly filled SQS batch waits for more messages.
-    #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
+    /// How long a partly filled SQS batch waits for more messages (longer: fuller
+    /// SendMessageBatch calls, so fewer of them per event, for a few more milliseconds).
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     linger: Duration,
     /// On shutdown, how long to wait for in-flight sends before closing.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]

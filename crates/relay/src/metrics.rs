@@ -13,6 +13,7 @@ pub struct Metrics {
     pub sqs_calls: AtomicU64,
     pub sqs_retried_entries: AtomicU64,
     pub acked: AtomicU64,
+    pub reconnects: AtomicU64,
     /// Per event: from its publish (the `sluice-published-at` header) to SQS accepting it.
     pub publish_to_sqs: LatencyRecorder,
 }
@@ -31,9 +32,29 @@ pub struct MetricsSnapshot {
     pub sqs_retried_entries: u64,
     /// Deliveries acknowledged to RabbitMQ.
     pub acked: u64,
+    /// Broker connections lost (or refused) and made again.
+    #[serde(default)]
+    pub reconnects: u64,
     /// Microseconds from publish to SQS accepted, per event that carried its publish time.
     #[serde(default)]
     pub publish_to_sqs_us: EncodedHistogram,
+}
+
+impl MetricsSnapshot {
+    /// These counters on top of an earlier process's (the component restarted in between).
+    pub fn plus(&self, earlier: &Self) -> Self {
+        Self {
+            received: self.received + earlier.received,
+            forwarded: self.forwarded + earlier.forwarded,
+            dead_lettered: self.dead_lettered + earlier.dead_lettered,
+            sqs_messages: self.sqs_messages + earlier.sqs_messages,
+            sqs_calls: self.sqs_calls + earlier.sqs_calls,
+            sqs_retried_entries: self.sqs_retried_entries + earlier.sqs_retried_entries,
+            acked: self.acked + earlier.acked,
+            reconnects: self.reconnects + earlier.reconnects,
+            publish_to_sqs_us: self.publish_to_sqs_us.plus(&earlier.publish_to_sqs_us),
+        }
+    }
 }
 
 impl Metrics {
@@ -46,6 +67,7 @@ impl Metrics {
             sqs_calls: self.sqs_calls.load(Relaxed),
             sqs_retried_entries: self.sqs_retried_entries.load(Relaxed),
             acked: self.acked.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
             publish_to_sqs_us: self.publish_to_sqs.encoded(),
         }
     }

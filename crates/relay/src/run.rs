@@ -11,9 +11,12 @@ use crate::assemble::{Assembler, Batch, Limits};
 use crate::forward::{Backoff, send_until_accepted};
 use crate::{Metrics, MetricsSnapshot, RelayConfig, RelayError};
 
-/// Runs the relay until `shutdown` resolves or the broker connection fails.
+/// Runs the relay until `shutdown` resolves.
 ///
-/// On shutdown it stops taking deliveries, sends what it buffered, waits up to
+/// A lost or refused broker connection (a broker restart, a network fault) is logged, counted
+/// and reconnected after a backoff (200 ms doubling to 5 s); whatever the broker had delivered
+/// and the relay had not acknowledged is delivered again, so a reconnect may duplicate, never
+/// lose. On shutdown it stops taking deliveries, sends what it buffered, waits up to
 /// `shutdown_grace` for in-flight requests, acks what SQS accepted and closes the channel: the
 /// broker requeues every delivery that was not acknowledged, so nothing is lost.
 pub async fn run(
@@ -30,6 +33,51 @@ pub async fn run(
             "pack, max_in_flight and prefetch must be at least 1".into(),
         ));
     }
+    tokio::pin!(shutdown);
+    let backoff = Backoff {
+        first: std::time::Duration::from_millis(200),
+        max: std::time::Duration::from_secs(5),
+    };
+    let mut attempt = 0u32;
+    loop {
+        let started = std::time::Instant::now();
+        let error = match session(&config, &sqs, &metrics, shutdown.as_mut()).await {
+            Ok(()) => break,
+            Err(e @ RelayError::Config(_)) => return Err(e),
+            Err(e) => e,
+        };
+        // A session that ran a while was a working connection: start the backoff over.
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            attempt = 0;
+        }
+        let delay = backoff.delay(attempt);
+        attempt += 1;
+        Metrics::add(&metrics.reconnects, 1);
+        tracing::warn!(error = %error, retry_in = ?delay, "no broker connection; reconnecting (unacknowledged deliveries come again)");
+        tokio::select! {
+            () = shutdown.as_mut() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    let snapshot = metrics.snapshot();
+    tracing::info!(
+        received = snapshot.received,
+        forwarded = snapshot.forwarded,
+        dead_lettered = snapshot.dead_lettered,
+        acked = snapshot.acked,
+        reconnects = snapshot.reconnects,
+        "relay stopped"
+    );
+    Ok(snapshot)
+}
+
+/// One broker connection: consumes until `shutdown` resolves (`Ok`) or the connection fails.
+async fn session<F: Future<Output = ()>>(
+    config: &RelayConfig,
+    sqs: &aws_sdk_sqs::Client,
+    metrics: &Arc<Metrics>,
+    mut shutdown: std::pin::Pin<&mut F>,
+) -> Result<(), RelayError> {
     let connection =
         lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default())
             .await
@@ -71,19 +119,17 @@ pub async fn run(
         linger_deadline: None,
         metrics: metrics.clone(),
         sender: Sender {
-            sqs,
+            sqs: sqs.clone(),
             queue_url: Arc::from(config.sqs_queue_url.as_str()),
             metrics: metrics.clone(),
             permits: permits.clone(),
             done: done_tx,
         },
     };
-    tokio::pin!(shutdown);
-
     let outcome: Result<(), RelayError> = loop {
         tokio::select! {
             biased;
-            () = &mut shutdown => break Ok(()),
+            () = shutdown.as_mut() => break Ok(()),
             Some(tags) = done_rx.recv() => {
                 if let Err(e) = settle(&intake.channel, &mut tracker, &metrics, tags, Settlement::Forwarded).await {
                     break Err(e);
@@ -135,7 +181,7 @@ pub async fn run(
         while permits.available_permits() < config.max_in_flight || !done_rx.is_empty() {
             tokio::select! {
                 Some(tags) = done_rx.recv() => {
-                    settle(&channel, &mut tracker, &metrics, tags, Settlement::Forwarded).await?;
+                    settle(&channel, &mut tracker, metrics, tags, Settlement::Forwarded).await?;
                 }
                 () = tokio::time::sleep_until(deadline) => {
                     tracing::warn!("shutdown grace over with sends in flight; the broker requeues their messages");
@@ -147,15 +193,7 @@ pub async fn run(
     }
     let _ = channel.close(200, "relay stopping".into()).await;
     let _ = connection.close(200, "relay stopping".into()).await;
-    let snapshot = metrics.snapshot();
-    tracing::info!(
-        received = snapshot.received,
-        forwarded = snapshot.forwarded,
-        dead_lettered = snapshot.dead_lettered,
-        acked = snapshot.acked,
-        "relay stopped"
-    );
-    outcome.map(|()| snapshot)
+    outcome
 }
 
 /// Deliveries taken per wake-up at most, so acks and linger are never starved.

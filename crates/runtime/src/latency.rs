@@ -74,6 +74,20 @@ impl EncodedHistogram {
     }
 }
 
+impl EncodedHistogram {
+    /// Both histograms together (a component's counts before and after a restart).
+    pub fn plus(&self, other: &EncodedHistogram) -> EncodedHistogram {
+        match (self.decode(), other.decode()) {
+            (Ok(mut a), Ok(b)) => {
+                a.add(&b).expect("same bounds and auto-resize");
+                EncodedHistogram::encode(&a)
+            }
+            (Ok(_), Err(_)) => self.clone(),
+            (Err(_), _) => other.clone(),
+        }
+    }
+}
+
 /// Microseconds since the Unix epoch, the unit of the timestamps components exchange.
 pub fn unix_micros() -> u64 {
     std::time::SystemTime::now()

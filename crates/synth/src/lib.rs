@@ -4,6 +4,7 @@
 //! seed into the same history and stream every time; [`TokenBucket`] paces a live run at the
 //! scenario's rate without drift.
 
+pub mod chaos;
 mod generator;
 pub mod output;
 mod pacing;

@@ -75,6 +75,9 @@ pub struct Scenario {
     pub expect: Expect,
     #[serde(default)]
     pub load: Load,
+    /// Faults to inject while the stream runs (`[[chaos]]`).
+    #[serde(default)]
+    pub chaos: Vec<crate::chaos::FaultSpec>,
 }
 
 /// Events per second of each source at shape factor 1.
@@ -412,6 +415,12 @@ impl TryFrom<String> for Span {
     }
 }
 
+impl serde::Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", humantime::format_duration(self.0))
@@ -488,6 +497,9 @@ impl Scenario {
         scenario
             .validate()
             .map_err(|(key, reason)| invalid(key.to_owned(), reason, None))?;
+        scenario
+            .faults()
+            .map_err(|(key, reason)| invalid(key, reason, None))?;
         Ok(scenario)
     }
 
@@ -562,6 +574,29 @@ impl Scenario {
             rate.get(),
             self.shape.resolved(self.duration.map(Span::get)),
         )
+    }
+
+    /// The `[[chaos]]` schedule laid out in time (empty without one); a bad entry is the
+    /// entry's key and the reason.
+    pub fn faults(&self) -> Result<Vec<crate::chaos::Fault>, (String, String)> {
+        self.faults_of(&self.chaos)
+    }
+
+    /// Another schedule (from `--chaos`) checked against this scenario's stream.
+    pub fn faults_of(
+        &self,
+        specs: &[crate::chaos::FaultSpec],
+    ) -> Result<Vec<crate::chaos::Fault>, (String, String)> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(duration) = self.duration else {
+            return Err((
+                "duration".into(),
+                "a fault schedule needs the stream's `duration`, to place the faults in it".into(),
+            ));
+        };
+        crate::chaos::resolve(specs, duration.get())
     }
 
     /// The warm-up `load-test` leaves out of its statistics.

@@ -234,3 +234,141 @@ fn a_warm_up_as_long_as_the_stream_is_rejected() {
         "a fifth of 10 s"
     );
 }
+
+/// GOOD (10 s) with `[[chaos]]` entries appended.
+fn with_chaos(entries: &str) -> String {
+    format!("{GOOD}\n{entries}\n")
+}
+
+#[test]
+fn a_good_schedule_parses_into_fault_windows() {
+    let text = with_chaos(
+        "[[chaos]]\nat = \"2s\"\nkind = \"kill\"\ntarget = \"relay\"\nduration = \"1s\"\n\
+         [[chaos]]\nat = \"2s\"\nkind = \"outage\"\ntarget = \"localstack\"\nmode = \"latency\"\nlatency = \"200ms\"\nduration = \"3s\"\n\
+         [[chaos]]\nat = \"6s\"\nkind = \"duplicate-notice\"\ncount = 4\n",
+    );
+    let s = Scenario::parse("good.toml", &text).unwrap();
+    let faults = s.faults().unwrap();
+    assert_eq!(faults.len(), 3);
+    assert_eq!(faults[2].count, 4);
+}
+
+#[test]
+fn an_unknown_fault_kind_is_named() {
+    let (key, msg) = reject(&with_chaos(
+        "[[chaos]]\nat = \"1s\"\nkind = \"meteor\"\nduration = \"1s\"\n",
+    ));
+    assert_eq!(key, "chaos[0].kind");
+    assert!(
+        msg.contains("unknown variant `meteor`") && msg.contains("broker-restart"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_unknown_target_is_named() {
+    let (key, msg) = reject(&with_chaos(
+        "[[chaos]]\nat = \"1s\"\nkind = \"kill\"\ntarget = \"router\"\nduration = \"1s\"\n",
+    ));
+    assert_eq!(key, "chaos[0].target");
+    assert!(msg.contains("unknown variant `router`"), "{msg}");
+}
+
+#[test]
+fn a_target_the_kind_cannot_hit_is_named_with_those_it_can() {
+    let (key, msg) = reject(&with_chaos(
+        "[[chaos]]\nat = \"1s\"\nkind = \"kill\"\ntarget = \"postgres\"\nduration = \"1s\"\n",
+    ));
+    assert_eq!(key, "chaos[0].target");
+    assert!(
+        msg.contains("a kill cannot hit postgres; it takes relay, batcher, pipe"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn overlapping_faults_on_one_target_are_rejected_naming_both() {
+    let (key, msg) = reject(&with_chaos(
+        "[[chaos]]\nat = \"1s\"\nkind = \"pause\"\ntarget = \"relay\"\nduration = \"3s\"\n\
+         [[chaos]]\nat = \"2s\"\nkind = \"kill\"\ntarget = \"relay\"\nduration = \"1s\"\n",
+    ));
+    assert_eq!(key, "chaos[1]");
+    assert!(msg.contains("overlaps chaos[0] on relay"), "{msg}");
+    let (key, _) = reject(&with_chaos(
+        "[[chaos]]\nat = \"1s\"\nkind = \"broker-restart\"\nduration = \"2s\"\n\
+         [[chaos]]\nat = \"2s\"\nkind = \"outage\"\ntarget = \"rabbitmq\"\nmode = \"reset\"\nduration = \"1s\"\n",
+    ));
+    assert_eq!(
+        key, "chaos[1]",
+        "a restart and an outage both hold the broker"
+    );
+}
+
+#[test]
+fn a_fault_that_outlasts_the_stream_is_rejected() {
+    let (key, msg) = reject(&with_chaos(
+        "[[chaos]]\nat = \"8s\"\nkind = \"kill\"\nduration = \"3s\"\n",
+    ));
+    assert_eq!(key, "chaos[0].at");
+    assert!(msg.contains("before the stream ends at 10.0s"), "{msg}");
+    let (key, _) = reject(&with_chaos(
+        "[[chaos]]\nat = \"1s\"\nkind = \"kill\"\nduration = \"1s\"\nrepeat = { every = \"4s\", times = 3 }\n",
+    ));
+    assert_eq!(key, "chaos[0].at", "the third repetition ends at 10 s");
+}
+
+#[test]
+fn durations_modes_latencies_and_counts_are_checked_per_kind() {
+    let cases = [
+        (
+            "[[chaos]]\nat = \"1s\"\nkind = \"kill\"\n",
+            "chaos[0].duration",
+            "needs a duration",
+        ),
+        (
+            "[[chaos]]\nat = \"1s\"\nkind = \"duplicate-notice\"\ncount = 2\nduration = \"1s\"\n",
+            "chaos[0].duration",
+            "at an instant",
+        ),
+        (
+            "[[chaos]]\nat = \"1s\"\nkind = \"outage\"\ntarget = \"fakesnow\"\nduration = \"1s\"\n",
+            "chaos[0].mode",
+            "needs a mode",
+        ),
+        (
+            "[[chaos]]\nat = \"1s\"\nkind = \"outage\"\ntarget = \"fakesnow\"\nmode = \"latency\"\nduration = \"1s\"\n",
+            "chaos[0].latency",
+            "needs `latency`",
+        ),
+        (
+            "[[chaos]]\nat = \"1s\"\nkind = \"pause\"\nmode = \"reset\"\nduration = \"1s\"\n",
+            "chaos[0].mode",
+            "only an outage",
+        ),
+        (
+            "[[chaos]]\nat = \"1s\"\nkind = \"duplicate-notice\"\n",
+            "chaos[0].count",
+            "at least 1",
+        ),
+        (
+            "[[chaos]]\nat = \"1s\"\nkind = \"kill\"\nduration = \"2s\"\nrepeat = { every = \"2s\", times = 2 }\n",
+            "chaos[0].repeat.every",
+            "would overlap",
+        ),
+    ];
+    for (entry, want_key, want) in cases {
+        let (key, msg) = reject(&with_chaos(entry));
+        assert_eq!(key, want_key, "{entry}");
+        assert!(msg.contains(want), "{entry}: {msg}");
+    }
+}
+
+#[test]
+fn a_schedule_needs_a_stream_duration() {
+    let text = GOOD.replace("duration = \"10s\"", "max_events = 100");
+    let (key, msg) = reject(&format!(
+        "{text}\n[[chaos]]\nat = \"1s\"\nkind = \"kill\"\nduration = \"1s\"\n"
+    ));
+    assert_eq!(key, "duration");
+    assert!(msg.contains("fault schedule needs"), "{msg}");
+}

@@ -3,8 +3,9 @@
 //!
 //! - broker only: the scenario's bodies published unpaced with confirms into the `events`
 //!   exchange while a plain consumer (prefetch 1000, multiple acks) drains the source queues;
-//! - SQS only: event-sized messages sent in batches of 10 (8 calls in flight, as the relay) to a
-//!   queue of its own while 4 receivers receive and delete them (as the batcher).
+//! - SQS only: event-sized plain messages (the relay's shape at one event per message) sent in
+//!   batches of 10 (8 calls in flight, as the relay) to a queue of its own while 4 receivers
+//!   receive them with the batcher's attributes and delete them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -229,11 +230,16 @@ async fn sqs_only_on(
         let finished_us = finished_us.clone();
         async move {
             while deleted.load(Relaxed) < n {
+                // The batcher's receive: the same attributes asked for.
                 let out = sqs
                     .receive_message()
                     .queue_url(url)
                     .max_number_of_messages(10)
                     .wait_time_seconds(1)
+                    .message_attribute_names(events::wire::PACKING_ATTRIBUTE)
+                    .message_system_attribute_names(
+                        aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+                    )
                     .send()
                     .await
                     .map_err(sqs_err("receiving"))?;

@@ -259,6 +259,7 @@ mod tests {
             key: "k".into(),
             rows: 1,
             created_at_us: Some(clock().run_start_us + created_after_start_ms * 1000),
+            received_at_us: None,
             visible_at_us: clock().run_start_us + visible_after_start_ms * 1000,
         }
     }

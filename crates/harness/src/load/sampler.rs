@@ -70,9 +70,16 @@ impl Sampler {
                 watched.push(Watched {
                     name: name.into(),
                     pid: p.pid,
+                    tree: true,
                 });
             }
         }
+        // The load generator itself (publisher, consumers of the baselines, this sampler).
+        watched.push(Watched {
+            name: "harness".into(),
+            pid: std::process::id(),
+            tree: false,
+        });
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
@@ -88,6 +95,11 @@ impl Sampler {
         }
     }
 
+    /// Seconds on the series' clock.
+    pub fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
     pub fn watch(&mut self, components: &[(Component, u32)]) {
         self.watched
             .retain(|w| !Component::ALL.iter().any(|c| c.name() == w.name));
@@ -95,6 +107,7 @@ impl Sampler {
             self.watched.push(Watched {
                 name: component.name().into(),
                 pid: *pid,
+                tree: true,
             });
         }
     }
