@@ -84,6 +84,11 @@ fn steps() -> Vec<Step> {
             command: xtask(&["e2e", "--scenario", "scenarios/dirty.toml"]),
         },
         Step {
+            name: "e2e-chaos",
+            what: "every fault kind mid-stream (kill, pause, broker restart, crash after put, duplicate notices, outages): nothing lost",
+            command: xtask(&["e2e", "--scenario", "scenarios/chaos.toml"]),
+        },
+        Step {
             name: "load-smoke",
             what: "a short load test through the real pipeline, with its reports and gates",
             command: xtask(&[

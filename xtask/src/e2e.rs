@@ -7,7 +7,7 @@ use harness::e2e::{Phase, RunConfig};
 use harness::publish::Pacing;
 use stack::DownOptions;
 
-use crate::stack_args::{StackArg, root, runtime};
+use crate::stack_args::{ChaosArg, StackArg, root, runtime};
 
 // The command's --help text is the `E2e` variant's doc comment in main.rs.
 #[derive(clap::Args)]
@@ -16,12 +16,16 @@ pub struct Args {
     scenario: crate::stack_args::ScenarioArg,
     #[command(flatten)]
     stack: StackArg,
+    #[command(flatten)]
+    chaos: ChaosArg,
     /// Leave the stack running afterwards (to look at the warehouse, say with `cargo xtask sql`).
     #[arg(long)]
     keep: bool,
-    /// How long, after the last publish, every event may take to reach RAW.
-    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = humantime::parse_duration)]
-    quiesce_timeout: Duration,
+    /// How long, after the last publish, every event may take to reach RAW [default: 120s, or
+    /// 300s with a fault schedule: messages a killed consumer held come back only after their
+    /// queue's visibility timeout, 60 s for ingest and 120 s for notices].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    quiesce_timeout: Option<Duration>,
     /// Publish as fast as the broker confirms instead of at the scenario's rate.
     #[arg(long)]
     unpaced: bool,
@@ -39,6 +43,11 @@ impl Args {
         // A malformed scenario is rejected before anything starts.
         let scenario = self.scenario.load()?;
         let root = root();
+        let chaos = self.chaos.faults(
+            &scenario,
+            &self.scenario,
+            &root.join("target/sluice").join(self.stack.stack.as_str()),
+        )?;
         let mut phases = Vec::new();
 
         let started = Instant::now();
@@ -58,8 +67,13 @@ impl Args {
 
         let mut config = RunConfig::new(scenario, root.clone(), self.stack.stack.clone(), binaries);
         config.seed = self.scenario.seed;
-        config.quiesce_timeout = self.quiesce_timeout;
+        config.quiesce_timeout = self.quiesce_timeout.unwrap_or(if chaos.is_empty() {
+            Duration::from_secs(120)
+        } else {
+            Duration::from_secs(300)
+        });
         config.overlap = self.overlap;
+        config.chaos = chaos;
         config.pacing = if self.unpaced {
             Pacing::Unpaced
         } else {

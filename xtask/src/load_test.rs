@@ -10,7 +10,7 @@ use harness::load::sampler::Sample;
 use harness::load::{LoadConfig, Progress};
 use stack::DownOptions;
 
-use crate::stack_args::{StackArg, root, runtime};
+use crate::stack_args::{ChaosArg, StackArg, root, runtime};
 
 /// The exit code of a run whose gates failed (k6's), apart from 1 for everything else.
 pub const GATES_FAILED: u8 = 99;
@@ -22,6 +22,8 @@ pub struct Args {
     scenario: crate::stack_args::ScenarioArg,
     #[command(flatten)]
     stack: StackArg,
+    #[command(flatten)]
+    chaos: ChaosArg,
     /// Leave the stack running afterwards.
     #[arg(long)]
     keep: bool,
@@ -143,13 +145,23 @@ impl Args {
             "--tolerance {}: must be a percentage of 0 or more",
             self.tolerance
         );
+        let root = root();
+        let chaos = self.chaos.faults(
+            &scenario,
+            &self.scenario,
+            &stack::stack_dir(&root, &self.stack.stack),
+        )?;
+        anyhow::ensure!(
+            chaos.is_empty() || !self.find_max,
+            "--find-max measures capacity and does not run a fault schedule; drop --find-max, \
+             or --chaos (and the scenario's [[chaos]])"
+        );
         let baseline = self
             .baseline
             .as_deref()
             .map(harness::load::read_report)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        let root = root();
         let binaries = match &self.bin_dir {
             Some(dir) => {
                 let binaries = harness::components::ComponentBinaries::in_dir(dir);
@@ -182,6 +194,7 @@ impl Args {
             timing: !self.no_timing,
             baseline,
             tolerance: self.tolerance / 100.0,
+            chaos,
         };
         let mut lines = Lines::new();
         let outcome = rt.block_on(async {

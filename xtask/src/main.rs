@@ -48,9 +48,14 @@ enum Command {
     /// and every event is in RAW; runs `dbt run`, `dbt test` and `dbt source freshness`; and
     /// diffs the marts against the oracle row by row.
     ///
+    /// With a fault schedule (the scenario's [[chaos]] or --chaos), the faults are carried out
+    /// while the stream runs (kill, pause, broker-restart, crash-after-put, duplicate-notice,
+    /// outage through a TCP fault proxy), every one healed, and the report lists each with its
+    /// recovery time and the duplicates it caused.
+    ///
     /// Prints a summary per hop and per phase. Exits non-zero on any mismatch, failed dbt test,
-    /// misplaced partition, miscounted dead letter or quiescence timeout (which says where the
-    /// events are stuck). A stack this command started is taken down at the end unless --keep;
+    /// misplaced partition, miscounted dead letter, lost or unexpected event (named), file loaded
+    /// twice, or quiescence timeout (which says where the events are stuck). A stack this command started is taken down at the end unless --keep;
     /// one that was already running is left running.
     E2e(e2e::Args),
     /// Measure the real pipeline at a scenario's rates: throughput, freshness, backlog, cost.
@@ -62,6 +67,9 @@ enum Command {
     /// delay) while sampling rates per hop, queue depths, CPU and RSS once a second; drains;
     /// then reports freshness per event (intended publish to visible in RAW) and per hop, drain
     /// time per hop, every event accounted for per source, and the scenario's [expect] gates.
+    /// With a fault schedule (--chaos or the scenario's [[chaos]]), the faults run during each
+    /// measured run; the report lists them, shades them on the charts and splits freshness into
+    /// during and outside the faults.
     ///
     /// Writes report.json, report.md and report.html (charts) to --out. Exit codes: 0 pass,
     /// 99 a gate failed (each named, with the measured value and the limit), 1 anything else
@@ -69,8 +77,8 @@ enum Command {
     LoadTest(load_test::Args),
     /// What CI runs, in order, with a timing line per step (`--list` shows the steps).
     ///
-    /// Formatting; the workspace's tests (unit, property, tidy and real-stack tests); the smoke
-    /// and dirty scenarios end to end; the container provider's unit tests and the Lambda build
+    /// Formatting; the workspace's tests (unit, property, tidy and real-stack tests); the smoke,
+    /// dirty and chaos scenarios end to end; the container provider's unit tests and the Lambda build
     /// (both with the same compiled dependencies as everything else); then the GitHub workflow
     /// against its schema and cfn-lint on the CloudFormation template, from pinned Python tools.
     /// Stops at the first failing step and exits non-zero.

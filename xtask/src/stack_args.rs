@@ -81,3 +81,58 @@ pub fn ensure_up(
         },
     )
 }
+
+/// `--chaos FILE|random`: a fault schedule instead of the scenario's own `[[chaos]]`.
+#[derive(clap::Args, Clone)]
+pub struct ChaosArg {
+    /// Fault schedule to run instead of the scenario's `[[chaos]]`: a TOML file of `[[chaos]]`
+    /// entries, or `random` for a staggered mix of every fault kind drawn from the seed (the
+    /// drawn schedule is printed and saved, so a failing run can be replayed with `--chaos FILE`).
+    #[arg(long, value_name = "FILE|random")]
+    pub chaos: Option<PathBuf>,
+}
+
+impl ChaosArg {
+    /// The schedule, checked against the scenario before anything starts.
+    pub fn faults(
+        &self,
+        scenario: &synth::Scenario,
+        scenario_arg: &ScenarioArg,
+        save_dir: &Path,
+    ) -> anyhow::Result<Vec<synth::chaos::Fault>> {
+        use anyhow::Context;
+        let (specs, origin) = match &self.chaos {
+            None => (scenario.chaos.clone(), scenario_arg.scenario.clone()),
+            Some(p) if p.as_os_str() == "random" => {
+                let Some(duration) = scenario.duration else {
+                    anyhow::bail!(
+                        "--chaos random: {} has no `duration` to place faults in",
+                        scenario_arg.scenario.display()
+                    );
+                };
+                let seed = scenario_arg.seed.unwrap_or(scenario.seed);
+                let specs = synth::chaos::random(duration.get(), seed);
+                let text = synth::chaos::to_toml(&specs);
+                std::fs::create_dir_all(save_dir)
+                    .with_context(|| format!("creating {}", save_dir.display()))?;
+                let saved = save_dir.join(format!("chaos-{}-seed{seed}.toml", scenario.name));
+                std::fs::write(&saved, &text)
+                    .with_context(|| format!("writing {}", saved.display()))?;
+                eprintln!(
+                    "chaos: random schedule for seed {seed} ({} faults), saved to {} to replay with --chaos:\n{text}",
+                    specs.len(),
+                    saved.display()
+                );
+                (specs, saved)
+            }
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the fault schedule {}", p.display()))?;
+                (synth::chaos::parse_file(p, &text)?, p.clone())
+            }
+        };
+        scenario
+            .faults_of(&specs)
+            .map_err(|(key, reason)| anyhow::anyhow!("{}: `{key}`: {reason}", origin.display()))
+    }
+}

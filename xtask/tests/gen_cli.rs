@@ -202,6 +202,38 @@ fn e2e_rejects_a_malformed_scenario_before_starting_anything() {
     assert!(!state.exists(), "no stack was brought up");
 }
 
+#[test]
+fn a_bad_fault_schedule_is_rejected_naming_its_entry_before_starting_anything() {
+    let dir = tempdir();
+    let file = dir.join("faults.toml");
+    std::fs::write(
+        &file,
+        "[[chaos]]\nat = \"2s\"\nkind = \"kill\"\ntarget = \"relay\"\nduration = \"1s\"\n\n\
+         [[chaos]]\nat = \"3s\"\nkind = \"crash-after-put\"\ntarget = \"relay\"\nduration = \"1s\"\n",
+    )
+    .unwrap();
+    for command in ["e2e", "load-test"] {
+        let run = xtask(&[
+            command,
+            "--scenario",
+            "scenarios/smoke.toml",
+            "--chaos",
+            file.to_str().unwrap(),
+            "--stack",
+            "never-started",
+        ]);
+        assert!(!run.status.success());
+        let err = String::from_utf8(run.stderr).unwrap();
+        assert!(
+            err.contains("faults.toml") && err.contains("chaos[1].target"),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("building relay"), "nothing started: {err}");
+    }
+    let state = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sluice/never-started");
+    assert!(!state.exists(), "no stack was brought up");
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "sluice-xtask-test-{}-{:?}",

@@ -241,6 +241,8 @@ pub struct Components {
     /// Counters of processes that were killed, to add to their successors'.
     carried: Arc<Mutex<ComponentMetrics>>,
     restarts: u32,
+    /// A fault hit a component or its connections (see [`Components::disturbed`]).
+    disturbed: bool,
 }
 
 fn spawn(
@@ -328,6 +330,7 @@ impl Components {
             binaries: binaries.clone(),
             carried: Arc::default(),
             restarts: 0,
+            disturbed: false,
         })
     }
 
@@ -391,10 +394,17 @@ impl Components {
         }
     }
 
-    /// Whether any component was restarted: its counters then miss what it did in its last
-    /// second before a kill (metrics files are written once a second).
+    /// Whether any component was restarted (its counters then miss what it did in its last
+    /// second before a kill: metrics files are written once a second), or a fault cut its
+    /// connections (the broker redelivers what it had received and not acked, so its counters
+    /// count some bodies twice).
     pub fn restarted(&self) -> bool {
-        self.restarts > 0
+        self.restarts > 0 || self.disturbed
+    }
+
+    /// Marks the run as disturbed by a fault: hops are then judged by their queues.
+    pub fn disturb(&mut self) {
+        self.disturbed = true;
     }
 
     /// Fails if any component has exited (they run until told to stop), unless a fault meant

@@ -5,6 +5,7 @@
 //! Infrastructure failures (a service that does not answer) are errors; everything the run
 //! proves or disproves is in the [`RunReport`], whose `problems` decide pass or fail.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,10 @@ use backfill::history::HistoryReport;
 use backfill::snapshot::SnapshotReport;
 use events::Event;
 use stack::StackName;
+use synth::chaos::Fault;
 use synth::{Generator, Scenario};
 
+use crate::chaos::nemesis::{self, FaultRecord, Proxies, Targets, Tracker};
 use crate::components::{ComponentBinaries, ComponentError, ComponentMetrics, ComponentOptions};
 use crate::dbt::{Dbt, DbtCommand, DbtConfig, DbtError, DbtReport};
 use crate::diff::{MartsDiff, diff_marts};
@@ -41,6 +44,11 @@ pub enum E2eError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Dbt(#[from] DbtError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 /// What to run, against which stack.
@@ -59,6 +67,9 @@ pub struct RunConfig {
     /// the backfill and the stream both deliver them (staging must keep one of each).
     pub overlap: u64,
     pub pacing: Pacing,
+    /// Faults to inject while the stream runs (the scenario's `[[chaos]]` or `--chaos`),
+    /// validated against the scenario.
+    pub chaos: Vec<Fault>,
 }
 
 impl RunConfig {
@@ -77,6 +88,7 @@ impl RunConfig {
             quiesce_timeout: Duration::from_secs(120),
             overlap: 0,
             pacing: Pacing::Scenario,
+            chaos: Vec::new(),
         }
     }
 }
@@ -129,6 +141,13 @@ pub struct RunReport {
     pub partitions: Option<(u64, Vec<Misplaced>)>,
     /// The warehouse's marts, as read for the diff.
     pub marts: Option<Marts>,
+    /// Each fault of the schedule as it happened, with its recovery and the duplicates it caused.
+    pub faults: Vec<FaultRecord>,
+    /// Files the pipe recorded as loaded more than once (must be none).
+    pub loaded_twice: Vec<String>,
+    /// Produced events missing from RAW, and RAW events the run never produced (first few).
+    pub lost: Vec<String>,
+    pub unexpected: Vec<String>,
     /// Everything that makes the run fail, one line each.
     pub problems: Vec<String>,
 }
@@ -198,6 +217,11 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         .cloned()
         .collect();
     let expected = expected_marts(history.iter().chain(stream_events.iter()));
+    let produced_ids: HashSet<String> = history
+        .iter()
+        .chain(stream_events.iter())
+        .map(|e| e.event_id().to_owned())
+        .collect();
     let produced = Produced {
         history: stats.history,
         stream: stats.stream_events(),
@@ -236,11 +260,17 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
 
     // The components, then the stream.
     let work_dir = session.state.dir.join("e2e");
+    let proxies = Proxies::for_faults(&session.state, &config.chaos)
+        .await
+        .map_err(|source| E2eError::Io {
+            context: "starting the fault proxies".into(),
+            source,
+        })?;
     let mut components = session.start_components(
         &config.binaries,
         scenario,
         &work_dir,
-        &ComponentOptions::default(),
+        &proxies.options(&session.state, ComponentOptions::default()),
     )?;
     progress(&format!(
         "started relay, batcher and pipe (logs and metrics in {})",
@@ -250,17 +280,48 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     let mut publish_config = PublishConfig::new(session.state.rabbitmq.amqp_url.clone());
     publish_config.pacing = config.pacing;
     let mut last_report = Instant::now();
-    hops.published = publish(
-        &publish_config,
-        Generator::new(scenario, Some(seed)).stream(),
-        |n| {
-            if last_report.elapsed() >= Duration::from_secs(2) {
-                last_report = Instant::now();
-                progress(&format!("  published {n}/{total}"));
-            }
-        },
-    )
-    .await?;
+    let targets = Targets {
+        root: config.root.clone(),
+        stack: config.stack.clone(),
+        proxies: &proxies,
+        sqs: &session.sqs,
+    };
+    let mut tracker = Tracker::connect(&session.state, &config.chaos)
+        .await
+        .map_err(SessionError::Snowflake)?;
+    let schedule_start = Instant::now();
+    let done = tokio::sync::Notify::new();
+    let mut say = |line: &str| progress(line);
+    // The stream and the fault schedule together; the tracker watches until both are over.
+    let mut stream_generator = Generator::new(scenario, Some(seed));
+    let work = async {
+        let both = tokio::join!(
+            publish(&publish_config, stream_generator.stream(), |n| {
+                if last_report.elapsed() >= Duration::from_secs(2) {
+                    last_report = Instant::now();
+                    progress(&format!("  published {n}/{total}"));
+                }
+            },),
+            nemesis::run(
+                &config.chaos,
+                schedule_start,
+                &mut components,
+                &targets,
+                &mut say
+            ),
+        );
+        done.notify_one();
+        both
+    };
+    let tracking = async {
+        if !config.chaos.is_empty() {
+            tracker
+                .run_until(&done, schedule_start, &session.queues)
+                .await;
+        }
+    };
+    let ((published, mut faults), ()) = tokio::join!(work, tracking);
+    hops.published = published?;
     let stream_time = clock.lap("stream");
     progress(&format!(
         "stream: published {} bodies in {:.1}s ({:.0}/s)",
@@ -276,26 +337,42 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         stream_distinct: produced.stream,
     };
     let mut last_progress = Instant::now();
-    let drained = drain(
-        &expect,
-        &mut components,
-        &session.queues,
-        &session.sf,
-        config.quiesce_timeout,
-        Duration::from_millis(500),
-        |observed, gap| {
-            if last_progress.elapsed() >= Duration::from_secs(3) {
-                last_progress = Instant::now();
-                progress(&format!(
-                    "  waiting: {}/{} streamed events in RAW; {}",
-                    observed.raw_stream.distinct_events,
-                    expect.stream_distinct,
-                    gap.unwrap_or("settling")
-                ));
-            }
-        },
-    )
-    .await?;
+    let done = tokio::sync::Notify::new();
+    let draining = async {
+        let r = drain(
+            &expect,
+            &mut components,
+            &session.queues,
+            &session.sf,
+            config.quiesce_timeout,
+            Duration::from_millis(500),
+            |observed, gap| {
+                if last_progress.elapsed() >= Duration::from_secs(3) {
+                    last_progress = Instant::now();
+                    progress(&format!(
+                        "  waiting: {}/{} streamed events in RAW; {}",
+                        observed.raw_stream.distinct_events,
+                        expect.stream_distinct,
+                        gap.unwrap_or("settling")
+                    ));
+                }
+            },
+        )
+        .await;
+        done.notify_one();
+        r
+    };
+    // The tracker goes on through the drain: a fault's recovery may end there.
+    let tracking = async {
+        if !config.chaos.is_empty() {
+            tracker
+                .run_until(&done, schedule_start, &session.queues)
+                .await;
+        }
+    };
+    let (drained, ()) = tokio::join!(draining, tracking);
+    let drained = drained?;
+    tracker.complete(&mut faults);
     let Observed {
         components: last_metrics,
         queues: last_queues,
@@ -338,8 +415,55 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         diff: None,
         partitions: None,
         marts: None,
+        faults,
+        loaded_twice: Vec::new(),
+        lost: Vec::new(),
+        unexpected: Vec::new(),
         problems,
     };
+    // Loss accounting by event id, so a failure names the events and not only a count; done
+    // before a stuck run returns too, since events that never arrive are what leaves it stuck.
+    let in_raw = warehouse::raw_event_ids(&session.sf).await?;
+    let mut lost: Vec<String> = produced_ids.difference(&in_raw).cloned().collect();
+    let mut unexpected: Vec<String> = in_raw.difference(&produced_ids).cloned().collect();
+    lost.sort();
+    unexpected.sort();
+    for (what, ids) in [
+        ("lost (produced, not in RAW)", &lost),
+        ("unexpected (in RAW, never produced)", &unexpected),
+    ] {
+        if !ids.is_empty() {
+            report.problems.push(format!(
+                "{} events {what}: {}{}",
+                ids.len(),
+                ids.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+                if ids.len() > 10 { ", ..." } else { "" }
+            ));
+        }
+    }
+    report.lost = lost;
+    report.unexpected = unexpected;
+    report.loaded_twice = warehouse::files_loaded_twice(&session.sf).await?;
+    if !report.loaded_twice.is_empty() {
+        report.problems.push(format!(
+            "{} files loaded more than once: {}",
+            report.loaded_twice.len(),
+            report
+                .loaded_twice
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for f in &report.faults {
+        if let Some(note) = f.note.as_deref().filter(|n| n.starts_with("could not")) {
+            report
+                .problems
+                .push(format!("fault {}: {note}", f.description));
+        }
+    }
     if report.stuck.is_some() {
         report.phases = clock.phases;
         session.close().await;
@@ -415,9 +539,17 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         .as_ref()
         .map(|r| r.dead_lettered)
         .unwrap_or(0);
-    if dead_lettered != report.produced.poison
-        || report.hops.queues.rabbit_dead_letter != report.produced.poison
-    {
+    // Under faults a poison body can be dead-lettered twice (the publisher re-sends what the
+    // broker had not confirmed when it died; a restarted relay's counters start again): each
+    // must be there at least once. Without faults, exactly once.
+    let in_queue = report.hops.queues.rabbit_dead_letter;
+    let poison = report.produced.poison;
+    let dead_letters_ok = if config.chaos.is_empty() {
+        dead_lettered == poison && in_queue == poison
+    } else {
+        in_queue >= poison
+    };
+    if !dead_letters_ok {
         report.problems.push(format!(
             "dead letters: {} poison bodies published, relay dead-lettered {}, dead-letter queue holds {}",
             report.produced.poison, dead_lettered, report.hops.queues.rabbit_dead_letter
@@ -487,6 +619,26 @@ impl std::fmt::Display for RunReport {
             "  dead-lettered {} in the RabbitMQ dead-letter queue, {} in the SQS one",
             h.queues.rabbit_dead_letter, h.queues.ingest_dead_letter.visible
         )?;
+        if h.published.republished > 0 || h.published.reconnects > 0 {
+            writeln!(
+                f,
+                "  republished   {} bodies after {} publisher reconnects (unconfirmed when the link broke)",
+                h.published.republished, h.published.reconnects
+            )?;
+        }
+        if !self.faults.is_empty() {
+            writeln!(f, "faults")?;
+            for r in &self.faults {
+                writeln!(f, "  {r}")?;
+            }
+            writeln!(
+                f,
+                "  files loaded twice: {}; lost events: {}; unexpected events: {}",
+                self.loaded_twice.len(),
+                self.lost.len(),
+                self.unexpected.len()
+            )?;
+        }
         if let Some(stuck) = &self.stuck {
             writeln!(f, "stuck\n{stuck}")?;
         }

@@ -94,6 +94,10 @@ pub struct PublishReport {
     pub last_sent_us: u64,
     /// When the schedule's offset 0 was, microseconds since the epoch.
     pub schedule_start_us: u64,
+    /// Bodies published again: unconfirmed when the connection went, or nacked.
+    pub republished: u64,
+    /// Connections made again after the broker went away.
+    pub reconnects: u64,
 }
 
 impl Default for PublishReport {
@@ -112,6 +116,8 @@ impl Default for PublishReport {
             first_sent_us: 0,
             last_sent_us: 0,
             schedule_start_us: 0,
+            republished: 0,
+            reconnects: 0,
         }
     }
 }
@@ -134,8 +140,6 @@ pub enum PublishError {
     Connect(#[source] lapin::Error),
     #[error("publishing: {0}")]
     Amqp(#[from] lapin::Error),
-    #[error("the broker refused (nacked) {0} messages")]
-    Nacked(u64),
 }
 
 /// Publish delay: how late each send was against its intended time, after the warm-up.
@@ -220,18 +224,12 @@ pub async fn publish_observed(
     observed: &PublishProgress,
     mut progress: impl FnMut(u64),
 ) -> Result<PublishReport, PublishError> {
-    let connection =
-        lapin::Connection::connect(&config.amqp_url, lapin::ConnectionProperties::default())
-            .await
-            .map_err(PublishError::Connect)?;
-    let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    let mut pending: VecDeque<PublisherConfirm> = VecDeque::with_capacity(config.confirm_window);
+    let mut link = Link::open(&config.amqp_url)
+        .await
+        .map_err(PublishError::Connect)?;
+    let mut pending: VecDeque<Pending> = VecDeque::with_capacity(config.confirm_window);
     let mut report = PublishReport::default();
     let mut delays = DelayRecorder::new(config.warm_up);
-    let mut nacked = 0u64;
     let started = Instant::now();
     report.schedule_start_us = unix_micros();
     for emission in emissions {
@@ -264,47 +262,196 @@ pub async fn publish_observed(
         if config.pacing == Pacing::Scenario {
             delays.record(emission.offset, intended, Instant::now());
         }
-        let confirm = channel
-            .basic_publish(
-                config.exchange.as_str().into(),
-                envelope.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
-                &body,
-                properties,
-            )
+        let message = Message {
+            routing_key: envelope.routing_key,
+            body,
+            properties,
+        };
+        let confirm = link
+            .send(config, &message, &mut pending, &mut report)
             .await?;
+        pending.push_back(Pending {
+            confirm: Some(confirm),
+            message,
+        });
         if report.published == 0 {
             report.first_sent_us = sent_us;
         }
         report.last_sent_us = sent_us;
-        pending.push_back(confirm);
         report.published += 1;
         observed.sent.fetch_add(1, Relaxed);
         if matches!(emission.body, Body::Event(_)) {
             observed.events.fetch_add(1, Relaxed);
         }
         while pending.len() >= config.confirm_window {
-            let confirmation = pending.pop_front().expect("not empty").await?;
-            nacked += u64::from(confirmation.is_nack());
-            observed.confirmed.fetch_add(1, Relaxed);
+            link.settle_oldest(config, &mut pending, &mut report, observed)
+                .await?;
         }
         if report.published % 1000 == 0 {
             progress(report.published);
         }
     }
-    for confirm in pending {
-        nacked += u64::from(confirm.await?.is_nack());
-        observed.confirmed.fetch_add(1, Relaxed);
+    while !pending.is_empty() {
+        link.settle_oldest(config, &mut pending, &mut report, observed)
+            .await?;
     }
     report.elapsed = started.elapsed();
     report.delay = delays.histogram;
     report.behind = delays.behind;
     progress(report.published);
-    let _ = connection.close(200, "published".into()).await;
-    if nacked > 0 {
-        return Err(PublishError::Nacked(nacked));
-    }
+    let _ = link.connection.close(200, "published".into()).await;
     Ok(report)
+}
+
+/// One body as published, kept until the broker confirms it, to publish again should the
+/// connection go or the broker nack it.
+struct Message {
+    routing_key: String,
+    body: Vec<u8>,
+    properties: lapin::BasicProperties,
+}
+
+struct Pending {
+    /// None when the connection it was published on is gone (it is then published again).
+    confirm: Option<PublisherConfirm>,
+    message: Message,
+}
+
+/// How long the publisher keeps trying to reach a broker that went away (a restart under a
+/// fault schedule) before the run fails.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// A connection and a confirming channel, made again when the broker goes away.
+struct Link {
+    connection: lapin::Connection,
+    channel: lapin::Channel,
+}
+
+impl Link {
+    async fn open(url: &str) -> Result<Self, lapin::Error> {
+        let connection =
+            lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self {
+            connection,
+            channel,
+        })
+    }
+
+    /// Publishes on the current channel, reconnecting first if it is gone.
+    async fn send(
+        &mut self,
+        config: &PublishConfig,
+        message: &Message,
+        pending: &mut VecDeque<Pending>,
+        report: &mut PublishReport,
+    ) -> Result<PublisherConfirm, PublishError> {
+        loop {
+            match self.publish(config, message).await {
+                Ok(confirm) => return Ok(confirm),
+                Err(e) => self.reconnect(config, e, pending, report).await?,
+            }
+        }
+    }
+
+    async fn publish(
+        &self,
+        config: &PublishConfig,
+        message: &Message,
+    ) -> Result<PublisherConfirm, lapin::Error> {
+        self.channel
+            .basic_publish(
+                config.exchange.as_str().into(),
+                message.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                &message.body,
+                message.properties.clone(),
+            )
+            .await
+    }
+
+    /// Waits for the oldest unconfirmed body; a nack or a lost connection publishes it (and,
+    /// after a reconnect, every other unconfirmed body) again.
+    async fn settle_oldest(
+        &mut self,
+        config: &PublishConfig,
+        pending: &mut VecDeque<Pending>,
+        report: &mut PublishReport,
+        observed: &PublishProgress,
+    ) -> Result<(), PublishError> {
+        let Some(oldest) = pending.pop_front() else {
+            return Ok(());
+        };
+        let Some(confirm) = oldest.confirm else {
+            let confirm = self.send(config, &oldest.message, pending, report).await?;
+            report.republished += 1;
+            pending.push_front(Pending {
+                confirm: Some(confirm),
+                message: oldest.message,
+            });
+            return Ok(());
+        };
+        match confirm.await {
+            Ok(confirmation) if confirmation.is_ack() => {
+                observed.confirmed.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Ok(_) => {
+                // Nacked: the broker did not take it; publish it again.
+                report.republished += 1;
+                let confirm = self.send(config, &oldest.message, pending, report).await?;
+                pending.push_back(Pending {
+                    confirm: Some(confirm),
+                    message: oldest.message,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                pending.push_front(Pending {
+                    confirm: None,
+                    message: oldest.message,
+                });
+                self.reconnect(config, e, pending, report).await
+            }
+        }
+    }
+
+    /// Connects again (backing off, for up to [`RECONNECT_FOR`]) and publishes every
+    /// unconfirmed body again: at least once, never lost.
+    async fn reconnect(
+        &mut self,
+        config: &PublishConfig,
+        cause: lapin::Error,
+        pending: &mut VecDeque<Pending>,
+        report: &mut PublishReport,
+    ) -> Result<(), PublishError> {
+        tracing::warn!(error = %cause, unconfirmed = pending.len(), "lost the broker; reconnecting to publish again");
+        let deadline = Instant::now() + RECONNECT_FOR;
+        let mut delay = Duration::from_millis(200);
+        'connect: loop {
+            if Instant::now() > deadline {
+                return Err(PublishError::Connect(cause));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+            let Ok(link) = Link::open(&config.amqp_url).await else {
+                continue;
+            };
+            *self = link;
+            report.reconnects += 1;
+            for entry in pending.iter_mut() {
+                match self.publish(config, &entry.message).await {
+                    Ok(confirm) => entry.confirm = Some(confirm),
+                    Err(_) => continue 'connect,
+                }
+                report.republished += 1;
+            }
+            return Ok(());
+        }
+    }
 }
 
 /// The shared view of a publish in progress.

@@ -169,6 +169,47 @@ pub async fn load_history(sf: &Client) -> Result<LoadHistory, WarehouseError> {
     })
 }
 
+/// Files recorded as loaded more than once (the same key and ETag): Snowpipe's
+/// at-most-once-per-file broken. Each as `key (etag) xN`.
+pub async fn files_loaded_twice(sf: &Client) -> Result<Vec<String>, WarehouseError> {
+    let rows = rows(
+        sf,
+        "SELECT OBJECT_KEY, ETAG, COUNT(*) FROM SLUICE.RAW.LOAD_HISTORY \
+         WHERE STATUS = 'LOADED' GROUP BY OBJECT_KEY, ETAG HAVING COUNT(*) > 1 \
+         ORDER BY OBJECT_KEY",
+        "reading SLUICE.RAW.LOAD_HISTORY for files loaded twice",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let text = |i: usize| r.get(i).map(ToString::to_string).unwrap_or_default();
+            format!("{} ({}) x{}", text(0), text(1), text(2))
+        })
+        .collect())
+}
+
+/// Every distinct event id in both RAW tables.
+pub async fn raw_event_ids(
+    sf: &Client,
+) -> Result<std::collections::HashSet<String>, WarehouseError> {
+    let rows = rows(
+        sf,
+        "SELECT DISTINCT id FROM ( \
+           SELECT EVENT:event_id::string AS id FROM SLUICE.RAW.EVENTS_STREAM \
+           UNION ALL SELECT EVENT:event_id::string AS id FROM SLUICE.RAW.EVENTS_BACKFILL)",
+        "reading RAW event ids",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match r.into_iter().next() {
+            Some(Value::Text(id)) => Some(id),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Empties what a run writes to, so the warehouse holds exactly one run's events, and drops
 /// the marts, so none left from an earlier run can pass for this one's.
 pub async fn reset(sf: &Client) -> Result<(), WarehouseError> {

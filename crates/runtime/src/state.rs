@@ -100,6 +100,23 @@ pub struct RabbitMq {
     pub process: Option<ProcessInfo>,
     /// The Erlang port mapper this stack started for the node.
     pub epmd: Option<ProcessInfo>,
+    /// How to start the node again on its data (a native stack's broker restart).
+    #[serde(default)]
+    pub node: Option<NativeNode>,
+}
+
+/// A RabbitMQ node the native provider started: enough to start it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeNode {
+    /// The server package's `sbin/`.
+    pub sbin: PathBuf,
+    /// The node's folder (config, data, logs).
+    pub dir: PathBuf,
+    pub name: String,
+    pub amqp_port: u16,
+    pub management_port: u16,
+    pub dist_port: u16,
+    pub epmd_port: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

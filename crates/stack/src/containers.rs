@@ -251,6 +251,7 @@ pub(crate) mod runner {
                     password: rabbit_pw.clone(),
                     process: None,
                     epmd: None,
+                    node: None,
                 },
                 postgres: Postgres {
                     url: pg_url,

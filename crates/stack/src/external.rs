@@ -98,6 +98,7 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
             password,
             process: None,
             epmd: None,
+            node: None,
         },
         postgres: Postgres {
             url: pg_url,

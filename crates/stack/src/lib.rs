@@ -12,6 +12,7 @@
 //! `target/sluice/<stack>/state.json` for components, the harness and `down`.
 
 mod apply;
+mod broker;
 pub mod containers;
 mod error;
 mod external;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use process::Stop as _;
 
+pub use broker::{kill_broker, start_broker_again};
 pub use error::{Result, StackError};
 pub use native::{Binaries, Ports};
 pub use process::{log_tail, port_is_free};

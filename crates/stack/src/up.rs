@@ -298,6 +298,15 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
             password: rabbit_plan.password.clone(),
             process: Some(rabbit),
             epmd: Some(epmd),
+            node: Some(runtime::state::NativeNode {
+                sbin: sbin.clone(),
+                dir: rabbit_plan.dir.clone(),
+                name: rabbit_plan.node.clone(),
+                amqp_port: rabbit_plan.amqp_port,
+                management_port: rabbit_plan.management_port,
+                dist_port: rabbit_plan.dist_port,
+                epmd_port: rabbit_plan.epmd_port,
+            }),
         },
         postgres: Postgres {
             url: pg_url,

@@ -5,4 +5,5 @@
 //! - [`proxy`]: the TCP fault proxy (Toxiproxy's refuse, reset, blackhole, latency) the
 //!   components connect through, so an outage can be switched on and off at run time.
 
+pub mod nemesis;
 pub mod proxy;

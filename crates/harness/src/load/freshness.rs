@@ -76,6 +76,9 @@ pub struct Freshness {
     pub last_visible_us: Option<u64>,
     /// Rows whose file has no load record (a pipe without `--load-log`, or a lost log line).
     pub unmatched: u64,
+    /// Under a fault schedule: end-to-end freshness of the events intended while a fault was
+    /// on, and of the others.
+    pub faults: Option<(Histogram<u64>, Histogram<u64>)>,
 }
 
 /// Reads the pipe's load log: file key to its load record (the last one, should a file be
@@ -109,7 +112,14 @@ pub struct Accumulator {
     measured: u64,
     first_intended_us: Option<u64>,
     last_visible_us: Option<u64>,
+    fault_windows: Vec<(Duration, Duration)>,
+    during_faults: Histogram<u64>,
+    outside_faults: Histogram<u64>,
 }
+
+/// How long after a fault's heal its events still count as "during" it: the backlog it built
+/// is still draining.
+pub const FAULT_TAIL: Duration = Duration::from_secs(5);
 
 impl Accumulator {
     pub fn new(clock: Clock) -> Self {
@@ -124,7 +134,20 @@ impl Accumulator {
             measured: 0,
             first_intended_us: None,
             last_visible_us: None,
+            fault_windows: Vec::new(),
+            during_faults: new_histogram(),
+            outside_faults: new_histogram(),
         }
+    }
+
+    /// Splits the measured events into those intended to be published while a fault was on
+    /// (from its start until [`FAULT_TAIL`] after its heal) and the rest.
+    pub fn with_fault_windows(mut self, windows: &[(Duration, Duration)]) -> Self {
+        self.fault_windows = windows
+            .iter()
+            .map(|&(start, end)| (start, end + FAULT_TAIL))
+            .collect();
+        self
     }
 
     /// One distinct event: produced at `produced_at`, loaded from a file with `load` (None when
@@ -146,6 +169,14 @@ impl Accumulator {
             return;
         }
         self.end_to_end.saturating_record(fresh);
+        if !self.fault_windows.is_empty() {
+            let at = Duration::from_micros(offset);
+            if self.fault_windows.iter().any(|&(a, b)| at >= a && at <= b) {
+                self.during_faults.saturating_record(fresh);
+            } else {
+                self.outside_faults.saturating_record(fresh);
+            }
+        }
         self.measured += 1;
         self.first_intended_us = Some(self.first_intended_us.map_or(intended, |f| f.min(intended)));
         self.last_visible_us = Some(
@@ -185,6 +216,8 @@ impl Accumulator {
             measured: self.measured,
             first_intended_us: self.first_intended_us,
             last_visible_us: self.last_visible_us,
+            faults: (!self.fault_windows.is_empty())
+                .then_some((self.during_faults, self.outside_faults)),
         }
     }
 }
@@ -205,6 +238,7 @@ pub async fn measure(
     sf: &snowflake::Client,
     loads: &HashMap<String, LoadRecord>,
     clock: Clock,
+    fault_windows: &[(Duration, Duration)],
 ) -> Result<Freshness, WarehouseError> {
     let what = "reading RAW.EVENTS_STREAM for freshness";
     let rows = sf
@@ -224,7 +258,7 @@ pub async fn measure(
             what: what.into(),
             source,
         })?;
-    let mut acc = Accumulator::new(clock);
+    let mut acc = Accumulator::new(clock).with_fault_windows(fault_windows);
     for row in rows {
         let (Some(Value::Text(produced)), Some(Value::Text(file))) = (row.first(), row.get(1))
         else {
@@ -293,6 +327,28 @@ mod tests {
             "{:?}",
             f.series[0]
         );
+    }
+
+    #[test]
+    fn events_meant_during_a_fault_or_its_tail_are_told_apart() {
+        let mut acc = Accumulator::new(clock())
+            .with_fault_windows(&[(Duration::from_secs(5), Duration::from_secs(7))]);
+        // (intended ms, visible ms): outside, during, in the tail after the heal, outside.
+        for (intended, visible) in [
+            (3000, 3500),
+            (6000, 9000),
+            (11_000, 13_000),
+            (13_000, 13_400),
+        ] {
+            let produced = clock().scenario_start + chrono::Duration::milliseconds(intended);
+            acc.add(produced, Some(&load(visible as u64 - 100, visible as u64)));
+        }
+        let f = acc.finish();
+        let (during, outside) = f.faults.expect("a schedule was given");
+        assert_eq!((during.len(), outside.len()), (2, 2));
+        assert!(during.equivalent(during.max(), 3_000_000));
+        assert!(outside.equivalent(outside.max(), 500_000));
+        assert!(Accumulator::new(clock()).finish().faults.is_none());
     }
 
     #[test]

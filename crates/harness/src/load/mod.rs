@@ -29,6 +29,7 @@ use hdrhistogram::Histogram;
 use stack::StackName;
 use synth::{Component, Generator, Scenario};
 
+use crate::chaos::nemesis::{self, FaultRecord, Proxies, Targets, Tracker};
 use crate::components::{ComponentBinaries, ComponentMetrics, ComponentOptions, Components};
 use crate::drain::{DrainError, Expect, HOPS, drain};
 use crate::publish::{
@@ -97,6 +98,8 @@ pub struct LoadConfig {
     /// An earlier report to compare with, and the relative change that counts as one.
     pub baseline: Option<Report>,
     pub tolerance: f64,
+    /// Faults to carry out during each measured run (not with `find_max`).
+    pub chaos: Vec<synth::chaos::Fault>,
 }
 
 /// What the caller shows while a run goes on.
@@ -119,6 +122,7 @@ struct Measurement {
     hops: BTreeMap<String, Histogram<u64>>,
     accounting: Accounting,
     rates: Rates,
+    faults: Vec<FaultRecord>,
     problems: Vec<String>,
 }
 
@@ -231,14 +235,20 @@ pub async fn run(
         .map_err(io_err(format!("creating {}", work_dir.display())))?;
     let load_log = work_dir.join("pipe-loads.ndjson");
     let _ = std::fs::remove_file(&load_log);
+    let proxies = Proxies::for_faults(&session.state, &config.chaos)
+        .await
+        .map_err(io_err("starting the fault proxies"))?;
     let mut components = session.start_components(
         &config.binaries,
         &scenario,
         &work_dir,
-        &ComponentOptions {
-            load_log: Some(load_log.clone()),
-            ..ComponentOptions::default()
-        },
+        &proxies.options(
+            &session.state,
+            ComponentOptions {
+                load_log: Some(load_log.clone()),
+                ..ComponentOptions::default()
+            },
+        ),
     )?;
     sampler.watch(&components.pids());
     progress.step(&format!(
@@ -276,7 +286,7 @@ pub async fn run(
                 step.duration = Some(scenario.load.step);
                 step.max_events = None;
                 progress.step(&format!("find-max step {k}: {rate:.0} events/s for {}", scenario.load.step));
-                let m = measure_once(session, components, sampler, &step, seed.wrapping_add(k), k, &load_log, config, &mut **progress).await?;
+                let m = measure_once(session, components, sampler, &step, seed.wrapping_add(k), k, &load_log, config, &Proxies::default(), &mut **progress).await?;
                 bands.push(Band {
                     from_s: m.started_at_s,
                     to_s: m.started_at_s + step.warm_up().as_secs_f64(),
@@ -311,6 +321,7 @@ pub async fn run(
                 u64::from(k),
                 &load_log,
                 config,
+                &proxies,
                 progress,
             )
             .await?;
@@ -319,6 +330,15 @@ pub async fn run(
                 to_s: m.started_at_s + scenario.warm_up().as_secs_f64(),
                 label: "warm-up".into(),
             });
+            for f in &m.faults {
+                bands.push(Band {
+                    from_s: m.started_at_s + f.started_at_s,
+                    to_s: m.started_at_s + f.healed_at_s.max(f.started_at_s + 0.5),
+                    label: format!("{} {}", f.fault.kind, f.fault.target),
+                });
+            }
+            // Restarted components have new PIDs.
+            sampler.watch(&components.pids());
             runs.push(m);
         }
         None
@@ -389,6 +409,16 @@ pub async fn run(
             to_object: Distribution::of(&m.freshness.to_object),
             series: m.freshness.series.clone(),
             unmatched_rows: m.freshness.unmatched,
+            during_faults: m
+                .freshness
+                .faults
+                .as_ref()
+                .map(|(d, _)| Distribution::of(d)),
+            outside_faults: m
+                .freshness
+                .faults
+                .as_ref()
+                .map(|(_, o)| Distribution::of(o)),
         },
         drain: m.drain.clone(),
         accounting: m.accounting.clone(),
@@ -403,6 +433,7 @@ pub async fn run(
         repeats: Vec::new(),
         comparison: None,
         phases: Vec::new(),
+        faults: m.faults.clone(),
         problems: Vec::new(),
     };
     // Every run must lose nothing, not only the one reported.
@@ -563,8 +594,11 @@ async fn measure_once(
     index: u64,
     load_log: &Path,
     config: &LoadConfig,
+    proxies: &Proxies,
     progress: &mut dyn Progress,
 ) -> Result<Measurement, LoadError> {
+    // Faults only in the measured runs, not in the steps of a search.
+    let chaos: &[synth::chaos::Fault] = if config.find_max { &[] } else { &config.chaos };
     // Each run's events are its own: another seed (new ids, new files) and, a day apart per
     // run, their own event times.
     let mut scenario = scenario.clone();
@@ -589,20 +623,44 @@ async fn measure_once(
     let mut at_warm_up: Option<ComponentMetrics> = None;
     let run_start = Instant::now();
 
-    // Publish on the schedule while sampling.
+    // Publish on the schedule while sampling, and carry out the faults.
+    let targets = Targets {
+        root: config.root.clone(),
+        stack: config.stack.clone(),
+        proxies,
+        sqs: &session.sqs,
+    };
+    let mut tracker = Tracker::connect(&session.state, chaos)
+        .await
+        .map_err(SessionError::Snowflake)?;
+    let tracked = tokio::sync::Notify::new();
+    let progress = std::cell::RefCell::new(progress);
+    let mut say = |line: &str| progress.borrow_mut().step(line);
     let publishing = async {
-        let r = publish_observed(&publish_config, generator.stream(), &observed, |_| {}).await;
+        let (r, faults) = tokio::join!(
+            publish_observed(&publish_config, generator.stream(), &observed, |_| {}),
+            nemesis::run(chaos, run_start, components, &targets, &mut say),
+        );
         done.notify_one();
-        r
+        tracked.notify_one();
+        (r, faults)
     };
     let sampling = sampler.run_until(&done, &observed, &reader, &session.queues, |s| {
-        progress.tick(s, total);
+        progress.borrow_mut().tick(s, total);
         if at_warm_up.is_none() && run_start.elapsed() >= warm_up {
             at_warm_up = Some(reader.read());
         }
     });
-    let (published, ()) = tokio::join!(publishing, sampling);
+    let tracking = async {
+        if !chaos.is_empty() {
+            tracker
+                .run_until(&tracked, run_start, &session.queues)
+                .await;
+        }
+    };
+    let ((published, mut faults), (), ()) = tokio::join!(publishing, sampling, tracking);
     let published = published?;
+    let progress = progress.into_inner();
     let at_warm_up = at_warm_up.unwrap_or_default();
     let publish_elapsed = run_start.elapsed();
 
@@ -631,8 +689,23 @@ async fn measure_once(
     let sampling = sampler.run_until(&done, &observed, &reader, &session.queues, |s| {
         progress.tick(s, total)
     });
-    let (drained, ()) = tokio::join!(draining, sampling);
+    // The tracker goes on through the drain: a fault's recovery may end there.
+    let tracked = tokio::sync::Notify::new();
+    let draining = async {
+        let r = draining.await;
+        tracked.notify_one();
+        r
+    };
+    let tracking = async {
+        if !chaos.is_empty() {
+            tracker
+                .run_until(&tracked, run_start, &session.queues)
+                .await;
+        }
+    };
+    let (drained, (), ()) = tokio::join!(draining, sampling, tracking);
     let drained = drained?;
+    tracker.complete(&mut faults);
     let mut drain_section = DrainSection {
         seconds: BTreeMap::new(),
         stuck: drained.stuck.clone(),
@@ -709,7 +782,13 @@ async fn measure_once(
                 .join(", ")
         ));
     }
-    if accounting.dead_letter_queue != accounting.poison_published {
+    // Under faults a re-sent poison body is dead-lettered twice: at least once each, then.
+    let dead_letters_ok = if chaos.is_empty() {
+        accounting.dead_letter_queue == accounting.poison_published
+    } else {
+        accounting.dead_letter_queue >= accounting.poison_published
+    };
+    if !dead_letters_ok {
         problems.push(format!(
             "dead letters: {} poison bodies published, {} in the dead-letter queue",
             accounting.poison_published, accounting.dead_letter_queue
@@ -718,6 +797,7 @@ async fn measure_once(
 
     let loads = freshness::read_load_log(load_log)
         .map_err(io_err(format!("reading {}", load_log.display())))?;
+    let windows: Vec<(Duration, Duration)> = chaos.iter().map(|f| (f.start, f.end)).collect();
     let freshness = freshness::measure(
         &session.sf,
         &loads,
@@ -726,8 +806,27 @@ async fn measure_once(
             scenario_start: scenario.start,
             warm_up,
         },
+        &windows,
     )
     .await?;
+    for f in &faults {
+        if let Some(note) = f.note.as_deref().filter(|n| n.starts_with("could not")) {
+            problems.push(format!("fault {}: {note}", f.description));
+        }
+    }
+    let loaded_twice = crate::warehouse::files_loaded_twice(&session.sf).await?;
+    if !loaded_twice.is_empty() {
+        problems.push(format!(
+            "{} files loaded more than once: {}",
+            loaded_twice.len(),
+            loaded_twice
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if freshness.unmatched > 0 {
         problems.push(format!(
             "{} events in RAW came from files the pipe's load log does not name",
@@ -769,6 +868,7 @@ async fn measure_once(
         hops,
         accounting,
         rates,
+        faults,
         problems,
     })
 }

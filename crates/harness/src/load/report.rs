@@ -43,6 +43,10 @@ pub struct Report {
     #[serde(default)]
     pub comparison: Option<Vec<Comparison>>,
     pub phases: Vec<(String, f64)>,
+    /// The fault schedule as it happened (`--chaos` or the scenario's `[[chaos]]`), each fault
+    /// with its recovery time and the duplicates it caused.
+    #[serde(default)]
+    pub faults: Vec<crate::chaos::nemesis::FaultRecord>,
     /// Everything that makes the run fail (lost events, a failed drain); gates are apart.
     pub problems: Vec<String>,
 }
@@ -102,6 +106,12 @@ pub struct FreshnessSection {
     /// Per second of the schedule, warm-up included.
     pub series: Vec<SecondPoint>,
     pub unmatched_rows: u64,
+    /// Under a fault schedule: end to end, for the events intended while a fault was on (or
+    /// within 5 s of its heal), and for the others.
+    #[serde(default)]
+    pub during_faults: Option<Distribution>,
+    #[serde(default)]
+    pub outside_faults: Option<Distribution>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -297,6 +307,13 @@ impl Report {
             );
         };
         row(&mut md, "**end to end**", &self.freshness.end_to_end);
+        if let (Some(during), Some(outside)) = (
+            &self.freshness.during_faults,
+            &self.freshness.outside_faults,
+        ) {
+            row(&mut md, "end to end, during faults (+5 s)", during);
+            row(&mut md, "end to end, outside faults", outside);
+        }
         row(
             &mut md,
             "publish delay (intended -> sent)",
@@ -322,6 +339,28 @@ impl Report {
                 "- {hop}: {}",
                 secs.map_or("never drained".into(), |s| format!("{s:.1} s"))
             );
+        }
+        if !self.faults.is_empty() {
+            let _ = writeln!(md, "\n## Faults\n");
+            let _ = writeln!(
+                md,
+                "| fault | from s | healed s | backlog before | backlog peak | recovered after s | duplicate rows | note |\n|---|---:|---:|---:|---:|---:|---:|---|"
+            );
+            for f in &self.faults {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+                    f.description,
+                    f.started_at_s,
+                    f.healed_at_s,
+                    f.backlog_before,
+                    f.backlog_peak,
+                    f.recovered_after_s
+                        .map_or("not recovered".into(), |s| format!("{s:.1}")),
+                    f.duplicates_in_raw,
+                    f.note.as_deref().unwrap_or("")
+                );
+            }
         }
         let a = &self.accounting;
         let _ = writeln!(md, "\n## Loss accounting\n");

@@ -149,13 +149,18 @@ pub(crate) fn start(plan: &Plan, sbin: &Path, infra: &Path) -> Result<(ProcessIn
         "127.0.0.1",
     ]);
     let epmd = process::spawn(epmd, &plan.dir.join("epmd.log"))?;
+    let node = start_node(plan, sbin)?;
+    Ok((epmd, node))
+}
+
+/// The node alone, on the folder `start` prepared (also to start it again after it died).
+pub(crate) fn start_node(plan: &Plan, sbin: &Path) -> Result<ProcessInfo> {
     let mut server = Command::new(sbin.join("rabbitmq-server"));
     server
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env(plan));
-    let node = process::spawn(server, &plan.dir.join("rabbitmq.log"))?;
-    Ok((epmd, node))
+    process::spawn(server, &plan.dir.join("rabbitmq.log"))
 }
 
 #[cfg(test)]
