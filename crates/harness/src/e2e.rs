@@ -444,26 +444,10 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     report.lost = lost;
     report.unexpected = unexpected;
     report.loaded_twice = warehouse::files_loaded_twice(&session.sf).await?;
-    if !report.loaded_twice.is_empty() {
-        report.problems.push(format!(
-            "{} files loaded more than once: {}",
-            report.loaded_twice.len(),
-            report
-                .loaded_twice
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    for f in &report.faults {
-        if let Some(note) = f.note.as_deref().filter(|n| n.starts_with("could not")) {
-            report
-                .problems
-                .push(format!("fault {}: {note}", f.description));
-        }
-    }
+    report
+        .problems
+        .extend(warehouse::loaded_twice_problem(&report.loaded_twice));
+    report.problems.extend(nemesis::problems(&report.faults));
     if report.stuck.is_some() {
         report.phases = clock.phases;
         session.close().await;

@@ -189,6 +189,17 @@ pub async fn files_loaded_twice(sf: &Client) -> Result<Vec<String>, WarehouseErr
         .collect())
 }
 
+/// The run's problem line for files loaded more than once (the first five named), if any.
+pub fn loaded_twice_problem(files: &[String]) -> Option<String> {
+    (!files.is_empty()).then(|| {
+        format!(
+            "{} files loaded more than once: {}",
+            files.len(),
+            files.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
 /// Every distinct event id in both RAW tables.
 pub async fn raw_event_ids(
     sf: &Client,

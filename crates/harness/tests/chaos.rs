@@ -4,7 +4,6 @@
 //!
 //! The component binaries are the ones `cargo test --workspace` builds beside this test.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,16 +14,6 @@ use synth::chaos::FaultKind;
 
 /// One run at a time: runs reset the shared stack's warehouse and queues.
 static RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn stack_root(stack: &ScratchStack) -> PathBuf {
-    stack
-        .state
-        .dir
-        .ancestors()
-        .nth(3)
-        .expect("state dir is <root>/target/sluice/<name>")
-        .to_owned()
-}
 
 /// A short stream across midnight with every kind of dirty input, and `chaos` appended.
 fn scenario(name: &str, duration_s: u32, orders: u32, chaos: &str) -> synth::Scenario {
@@ -64,7 +53,7 @@ async fn chaos_run(scenario: synth::Scenario) -> RunReport {
 async fn run_on(stack: &Arc<ScratchStack>, scenario: synth::Scenario) -> RunReport {
     let mut config = RunConfig::new(
         scenario.clone(),
-        stack_root(stack),
+        stack.root().to_owned(),
         stack.state.stack.clone(),
         ComponentBinaries::beside_current_exe().expect("component binaries"),
     );

@@ -24,21 +24,10 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn stack_root(stack: &ScratchStack) -> PathBuf {
-    // The state lives at <root>/target/sluice/<name>.
-    stack
-        .state
-        .dir
-        .ancestors()
-        .nth(3)
-        .expect("state dir is <root>/target/sluice/<name>")
-        .to_owned()
-}
-
 async fn e2e(stack: &Arc<ScratchStack>, scenario: synth::Scenario, overlap: u64) -> RunReport {
     let mut config = RunConfig::new(
         scenario,
-        stack_root(stack),
+        stack.root().to_owned(),
         stack.state.stack.clone(),
         ComponentBinaries::beside_current_exe().expect("component binaries"),
     );

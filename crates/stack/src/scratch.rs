@@ -50,6 +50,12 @@ impl ScratchStack {
         ScratchStack { root, name, state }
     }
 
+    /// The folder the stack's state lives under (`<root>/target/sluice/<name>`), what the
+    /// harness takes as `root`.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     pub fn output(&self, key: &str) -> &str {
         self.state
             .aws

@@ -137,6 +137,18 @@ impl std::fmt::Display for FaultRecord {
     }
 }
 
+/// The run's problem lines for faults that could not be applied or healed.
+pub fn problems(records: &[FaultRecord]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|f| {
+            let note = f.note.as_deref()?;
+            note.contains("could not")
+                .then(|| format!("fault {}: {note}", f.description))
+        })
+        .collect()
+}
+
 /// A look at the backlog and RAW.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Look {
@@ -285,14 +297,7 @@ pub async fn run(
     targets: &Targets<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Vec<FaultRecord> {
-    // (when, order, heal?, which). At equal times: heals of lasting faults first (a target is
-    // then free for its next fault), then applies, then the heals of instant faults.
-    let mut steps: Vec<(Duration, u8, bool, usize)> = Vec::with_capacity(faults.len() * 2);
-    for (i, f) in faults.iter().enumerate() {
-        steps.push((f.start, 1, false, i));
-        steps.push((f.end, if f.end > f.start { 0 } else { 2 }, true, i));
-    }
-    steps.sort_by_key(|&(at, order, _, i)| (at, order, i));
+    let steps = timeline(faults);
     let mut records: Vec<FaultRecord> = faults
         .iter()
         .map(|fault| FaultRecord {
@@ -308,7 +313,12 @@ pub async fn run(
         })
         .collect();
     let mut applied = vec![false; faults.len()];
-    for (at, _, is_heal, i) in steps {
+    for Step {
+        at,
+        heal: is_heal,
+        fault: i,
+    } in steps
+    {
         let fault = &faults[i];
         tokio::time::sleep_until((started + at).into()).await;
         let record = &mut records[i];
@@ -343,6 +353,37 @@ pub async fn run(
         }
     }
     records
+}
+
+/// One action of the schedule: apply or heal fault number `fault` at `at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Step {
+    at: Duration,
+    heal: bool,
+    fault: usize,
+}
+
+/// The schedule as actions in time order. At equal times: heals of lasting faults first (a
+/// target is then free for its next fault), then applies, then the heals of instant faults
+/// (after their own apply).
+fn timeline(faults: &[Fault]) -> Vec<Step> {
+    let mut steps: Vec<(u8, Step)> = Vec::with_capacity(faults.len() * 2);
+    for (i, f) in faults.iter().enumerate() {
+        let apply = Step {
+            at: f.start,
+            heal: false,
+            fault: i,
+        };
+        let heal = Step {
+            at: f.end,
+            heal: true,
+            fault: i,
+        };
+        steps.push((1, apply));
+        steps.push((if f.end > f.start { 0 } else { 2 }, heal));
+    }
+    steps.sort_by_key(|&(order, s)| (s.at, order, s.fault));
+    steps.into_iter().map(|(_, s)| s).collect()
 }
 
 fn component(fault: &Fault) -> Component {
@@ -551,6 +592,56 @@ mod tests {
             raw_rows: rows,
             raw_distinct: distinct,
         }
+    }
+
+    #[test]
+    fn faults_overlap_as_scheduled_and_a_target_is_healed_before_its_next_fault() {
+        let fault = |kind, target, start: u64, end: u64| Fault {
+            start: Duration::from_secs(start),
+            end: Duration::from_secs(end),
+            kind,
+            target,
+            ..record(0.0, 0.0).fault
+        };
+        let faults = [
+            fault(FaultKind::Kill, Target::Relay, 2, 5),
+            fault(FaultKind::Pause, Target::Batcher, 3, 4),
+            fault(FaultKind::DuplicateNotice, Target::Pipe, 5, 5),
+            fault(FaultKind::Kill, Target::Relay, 5, 7),
+        ];
+        let order: Vec<(u64, bool, usize)> = timeline(&faults)
+            .into_iter()
+            .map(|s| (s.at.as_secs(), s.heal, s.fault))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (2, false, 0),
+                (3, false, 1),
+                (4, true, 1),
+                (5, true, 0),
+                (5, false, 2),
+                (5, false, 3),
+                (5, true, 2),
+                (7, true, 3),
+            ],
+            "the pause runs inside the kill; the relay is restarted before it is killed again; \
+             an instant fault is healed after it is applied"
+        );
+    }
+
+    #[test]
+    fn a_fault_not_carried_out_fails_the_run() {
+        let mut ok = record(1.0, 2.0);
+        ok.note = Some("5 notices of loaded files sent again".into());
+        let mut failed = record(3.0, 4.0);
+        failed.description = "pause fakesnow at 3.0s for 1.0s".into();
+        failed.note = Some("could not apply: no running fakesnow in the stack's state".into());
+        let mut unhealed = record(5.0, 6.0);
+        unhealed.note = Some("crashed; could not heal: broker start timed out".into());
+        let lines = problems(&[ok, failed, unhealed]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("fault pause fakesnow at 3.0s for 1.0s: could not apply"));
     }
 
     #[test]

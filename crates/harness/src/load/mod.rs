@@ -809,24 +809,9 @@ async fn measure_once(
         &windows,
     )
     .await?;
-    for f in &faults {
-        if let Some(note) = f.note.as_deref().filter(|n| n.starts_with("could not")) {
-            problems.push(format!("fault {}: {note}", f.description));
-        }
-    }
+    problems.extend(nemesis::problems(&faults));
     let loaded_twice = crate::warehouse::files_loaded_twice(&session.sf).await?;
-    if !loaded_twice.is_empty() {
-        problems.push(format!(
-            "{} files loaded more than once: {}",
-            loaded_twice.len(),
-            loaded_twice
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    problems.extend(crate::warehouse::loaded_twice_problem(&loaded_twice));
     if freshness.unmatched > 0 {
         problems.push(format!(
             "{} events in RAW came from files the pipe's load log does not name",
