@@ -69,8 +69,13 @@ fn steps() -> Vec<Step> {
             command: cargo(&["fmt", "--all", "--check"]),
         },
         Step {
+            name: "images",
+            what: "the container provider's images, built from infra/containers and the pins (reused when unchanged); the tests use them",
+            command: xtask(&["images"]),
+        },
+        Step {
             name: "test",
-            what: "the workspace's tests (unit, property, tidy, and the real-stack tests)",
+            what: "the workspace's tests (unit, property, tidy, and the real-stack tests on both providers)",
             command: cargo(&["test", "--workspace", "--all-targets", "--locked"]),
         },
         Step {
@@ -99,16 +104,16 @@ fn steps() -> Vec<Step> {
             ]),
         },
         Step {
-            name: "containers",
-            what: "the container provider's unit tests (feature `containers`)",
-            command: cargo(&[
-                "test",
-                "--locked",
-                "-p",
-                "stack",
-                "--features",
+            name: "e2e-containers",
+            what: "the smoke scenario end to end on the container provider",
+            command: xtask(&[
+                "e2e",
+                "--provider",
                 "containers",
-                "--lib",
+                "--stack",
+                "ci-containers",
+                "--scenario",
+                "scenarios/smoke.toml",
             ]),
         },
         Step {
@@ -179,6 +184,13 @@ impl Args {
                 step.what,
                 shown(&command)
             );
+            // A Docker engine this run started (`images` starts Sluice's own where none answers)
+            // for the steps after it.
+            if std::env::var_os("DOCKER_HOST").is_none()
+                && let Some(engine) = stack::engine::Engine::detect()
+            {
+                command.env("DOCKER_HOST", engine.host);
+            }
             let status = command
                 .current_dir(&root)
                 .status()

@@ -1,4 +1,4 @@
-//! `cargo xtask down`: stop a stack by the PIDs its state names.
+//! `cargo xtask down`: stop a stack by the PIDs its state names, remove its containers.
 
 use stack::DownOptions;
 
@@ -24,6 +24,9 @@ impl Args {
         )?;
         for (name, pid) in &report.stopped {
             eprintln!("  stopped {name} (pid {pid})");
+        }
+        for id in &report.removed_containers {
+            eprintln!("  removed container {}", &id[..12.min(id.len())]);
         }
         eprintln!(
             "stack `{}` is down in {:.1}s",

@@ -18,6 +18,8 @@ pub struct Args {
     stack: StackArg,
     #[command(flatten)]
     chaos: ChaosArg,
+    #[command(flatten)]
+    provider: crate::stack_args::ProviderArg,
     /// Leave the stack running afterwards (to look at the warehouse, say with `cargo xtask sql`).
     #[arg(long)]
     keep: bool,
@@ -48,6 +50,8 @@ impl Args {
             &self.scenario,
             &root.join("target/sluice").join(self.stack.stack.as_str()),
         )?;
+        let provider = self.provider.kind(crate::stack_args::Provider::Native);
+        crate::stack_args::check_faults_for(provider, &chaos)?;
         let mut phases = Vec::new();
 
         let started = Instant::now();
@@ -59,7 +63,13 @@ impl Args {
 
         let rt = runtime()?;
         let started = Instant::now();
-        let we_started = crate::stack_args::ensure_up(&rt, &root, &self.stack.stack)?;
+        let we_started = crate::stack_args::ensure_up(
+            &rt,
+            &root,
+            &self.stack.stack,
+            provider,
+            self.provider.image_choice(),
+        )?;
         phases.push(Phase {
             name: "up",
             elapsed: started.elapsed(),

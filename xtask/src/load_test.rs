@@ -24,6 +24,8 @@ pub struct Args {
     stack: StackArg,
     #[command(flatten)]
     chaos: ChaosArg,
+    #[command(flatten)]
+    provider: crate::stack_args::ProviderArg,
     /// Leave the stack running afterwards.
     #[arg(long)]
     keep: bool,
@@ -151,6 +153,8 @@ impl Args {
             &self.scenario,
             &stack::stack_dir(&root, &self.stack.stack),
         )?;
+        let provider = self.provider.kind(crate::stack_args::Provider::Native);
+        crate::stack_args::check_faults_for(provider, &chaos)?;
         anyhow::ensure!(
             chaos.is_empty() || !self.find_max,
             "--find-max measures capacity and does not run a fault schedule; drop --find-max, \
@@ -171,7 +175,13 @@ impl Args {
             None => crate::cargo::build_components(&root, !self.dev)?,
         };
         let rt = runtime()?;
-        let we_started = crate::stack_args::ensure_up(&rt, &root, &self.stack.stack)?;
+        let we_started = crate::stack_args::ensure_up(
+            &rt,
+            &root,
+            &self.stack.stack,
+            provider,
+            self.provider.image_choice(),
+        )?;
         let out = self.out.clone().unwrap_or_else(|| {
             stack::stack_dir(&root, &self.stack.stack)
                 .join("load")

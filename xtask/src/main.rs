@@ -5,8 +5,10 @@ mod cargo;
 mod ci;
 mod down;
 mod e2e;
+mod engine;
 mod env;
 mod generate;
+mod images;
 mod load_test;
 mod sql;
 mod stack_args;
@@ -36,6 +38,17 @@ enum Command {
     Down(down::Args),
     /// Probe each service of a stack and report its health (exit 1 if any is unhealthy).
     Status(status::Args),
+    /// Build Sluice's service images (RabbitMQ, PostgreSQL, LocalStack, fakesnow) for the
+    /// container provider, from infra/containers/ and the pins, on a Debian base made here.
+    ///
+    /// Each image is tagged by a hash of its inputs: an unchanged image is never rebuilt, a
+    /// changed pin rebuilds only the images that copy it. Uses DOCKER_HOST, else the system's
+    /// engine, else starts Sluice's own (`cargo xtask engine`); installs docker.io and
+    /// debootstrap with apt-get when missing and run as root (--no-install: never). Build logs
+    /// are under ~/.cache/sluice/engine/builds/.
+    Images(images::Args),
+    /// Start, stop or show the Docker engine the container provider uses.
+    Engine(engine::Args),
     /// Print `export` lines for using a running stack from a shell.
     Env(env::Args),
     /// Run one SQL statement against fakesnow or a real Snowflake account and print the result.
@@ -78,9 +91,12 @@ enum Command {
     /// What CI runs, in order, with a timing line per step (`--list` shows the steps).
     ///
     /// Formatting; the workspace's tests (unit, property, tidy and real-stack tests); the smoke,
-    /// dirty and chaos scenarios end to end; the container provider's unit tests and the Lambda build
-    /// (both with the same compiled dependencies as everything else); then the GitHub workflow
-    /// against its schema and cfn-lint on the CloudFormation template, from pinned Python tools.
+    /// dirty and chaos scenarios end to end; a short load test; the container provider's images,
+    /// its tests against the real engine and the smoke scenario on it; the Lambda build (with the
+    /// same compiled dependencies as everything else); then the GitHub workflow against its schema
+    /// and cfn-lint on the CloudFormation template, from pinned Python tools. The container steps
+    /// need a Docker engine: DOCKER_HOST (as `.ci/run` sets), the system's, or Sluice's own,
+    /// which `images` starts where none answers.
     /// Stops at the first failing step and exits non-zero.
     Ci(ci::Args),
 }
@@ -95,6 +111,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // SAFETY: no other thread exists yet.
+    unsafe { stack::engine::point_docker_host_at_own_engine() };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Gen(args) => args.run(),
@@ -102,6 +120,8 @@ fn main() -> ExitCode {
         Command::Down(args) => args.run(),
         Command::Status(args) => args.run(),
         Command::Env(args) => args.run(),
+        Command::Images(args) => args.run(),
+        Command::Engine(args) => args.run(),
         Command::Sql(args) => args.run(),
         Command::E2e(args) => args.run(),
         Command::LoadTest(args) => return exit(args.run()),

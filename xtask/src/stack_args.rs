@@ -50,22 +50,113 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Brings the named stack up (native provider) unless it is running; returns whether this call
-/// started it (and so should take it down afterwards).
+/// `--provider` and `--images`, for every command that brings a stack up.
+#[derive(clap::Args, Clone)]
+pub struct ProviderArg {
+    /// native: child processes on 127.0.0.1 (RabbitMQ and PostgreSQL from the system packages,
+    /// LocalStack and fakesnow from pinned venvs). containers: the same services as containers
+    /// through testcontainers, from the images `cargo xtask images` builds (needs a Docker
+    /// engine: DOCKER_HOST, the system's, or `cargo xtask engine start`). external: services
+    /// from environment variables (see README), nothing started. auto: containers where a Docker
+    /// engine answers, native otherwise (it says which). [default: auto for `up`, native for
+    /// `e2e` and `load-test`]
+    #[arg(long, value_enum)]
+    pub provider: Option<Provider>,
+    /// Container provider only: where RabbitMQ's and PostgreSQL's images come from. sluice: built
+    /// here by `cargo xtask images`, no registry needed. official: rabbitmq:3.13-management and
+    /// postgres:15, pulled from a registry. LocalStack and fakesnow always come from Sluice's
+    /// pinned images.
+    #[arg(long, value_enum, default_value_t = Images::Sluice)]
+    pub images: Images,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    Auto,
+    Native,
+    Containers,
+    External,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Images {
+    Sluice,
+    Official,
+}
+
+impl ProviderArg {
+    /// The provider to use (`default` when none was given); `auto` says which it picked and why.
+    pub fn kind(&self, default: Provider) -> ProviderKind {
+        match self.provider.unwrap_or(default) {
+            Provider::Auto => match stack::engine::Engine::detect() {
+                Some(engine) => {
+                    eprintln!(
+                        "provider auto: containers ({} answers at {})",
+                        engine.origin, engine.host
+                    );
+                    ProviderKind::Containers
+                }
+                None => {
+                    eprintln!("provider auto: native (no Docker engine answers)");
+                    ProviderKind::Native
+                }
+            },
+            Provider::Native => ProviderKind::Native,
+            Provider::Containers => ProviderKind::Containers,
+            Provider::External => ProviderKind::External,
+        }
+    }
+
+    pub fn image_choice(&self) -> stack::containers::ImageChoice {
+        match self.images {
+            Images::Sluice => stack::containers::ImageChoice::Sluice,
+            Images::Official => stack::containers::ImageChoice::Official,
+        }
+    }
+}
+
+/// Faults that act on a service's own process (pause, broker restart) need the native provider;
+/// said before anything starts.
+pub fn check_faults_for(
+    provider: ProviderKind,
+    faults: &[synth::chaos::Fault],
+) -> anyhow::Result<()> {
+    use synth::chaos::FaultKind;
+    if provider == ProviderKind::Native {
+        return Ok(());
+    }
+    if let Some(f) = faults.iter().find(|f| {
+        matches!(f.kind, FaultKind::Pause | FaultKind::BrokerRestart)
+            && f.target.component().is_none()
+    }) {
+        anyhow::bail!(
+            "fault `{}` acts on the service's own process, which only the native provider runs; \
+             use --provider native, or outages (which work on any provider)",
+            f.describe()
+        );
+    }
+    Ok(())
+}
+
+/// Brings the named stack up unless it is running; returns whether this call started it (and
+/// so should take it down afterwards).
 pub fn ensure_up(
     rt: &tokio::runtime::Runtime,
     root: &Path,
     name: &StackName,
+    provider: ProviderKind,
+    images: stack::containers::ImageChoice,
 ) -> anyhow::Result<bool> {
-    eprintln!("bringing up stack `{name}` if needed...");
+    eprintln!("bringing up stack `{name}` ({provider} provider) if needed...");
     Ok(
         match rt.block_on(stack::up(UpOptions {
             root: root.to_owned(),
             name: name.clone(),
-            provider: ProviderKind::Native,
+            provider,
             ports: Ports::default(),
             binaries: Binaries::default(),
             stop_on_ctrl_c: true,
+            images,
         }))? {
             UpOutcome::AlreadyRunning(state) => {
                 eprintln!(

@@ -6,7 +6,8 @@ use crate::stack_args::{StackArg, root, runtime};
 pub struct Args {
     #[command(flatten)]
     stack: StackArg,
-    /// Print {"stack": ..., "services": [{"name": ..., "healthy": true|false, ...}]}.
+    /// Print {"stack": ..., "services": [{"name": ..., "healthy": true|false, ...}]}. The pid
+    /// column shows the container id for the container provider.
     #[arg(long)]
     json: bool,
 }
@@ -19,15 +20,18 @@ impl Args {
         } else {
             println!("stack {} ({} provider)", report.stack, report.provider);
             println!(
-                "{:<11} {:<8} {:>8} {:>9}  endpoint",
+                "{:<11} {:<8} {:>12} {:>9}  endpoint",
                 "service", "healthy", "pid", "uptime"
             );
             for s in &report.services {
                 println!(
-                    "{:<11} {:<8} {:>8} {:>9}  {}{}",
+                    "{:<11} {:<8} {:>12} {:>9}  {}{}",
                     s.name,
                     if s.healthy { "yes" } else { "NO" },
-                    s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    s.pid
+                        .map(|p| p.to_string())
+                        .or_else(|| s.container.clone())
+                        .unwrap_or_else(|| "-".into()),
                     s.uptime_secs
                         .map(|u| format!("{u}s"))
                         .unwrap_or_else(|| "-".into()),

@@ -2,21 +2,16 @@
 
 use std::path::PathBuf;
 
-use stack::{Binaries, Ports, ProviderKind, UpOptions, UpOutcome};
+use stack::{Binaries, Ports, UpOptions, UpOutcome};
 
-use crate::stack_args::{StackArg, root, runtime};
+use crate::stack_args::{Provider, ProviderArg, StackArg, root, runtime};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     stack: StackArg,
-    /// native: child processes on 127.0.0.1 (RabbitMQ and PostgreSQL from the system packages,
-    /// LocalStack and fakesnow from pinned venvs). containers: testcontainers (build with
-    /// `--features containers`; needs a Docker engine). external: services from environment
-    /// variables (see README), nothing started. auto: containers where they are built in and a
-    /// Docker engine answers, native otherwise.
-    #[arg(long, value_enum, default_value_t = Provider::Auto)]
-    provider: Provider,
+    #[command(flatten)]
+    provider: ProviderArg,
     /// AMQP port for RabbitMQ (default: a free one).
     #[arg(long)]
     rabbitmq_port: Option<u16>,
@@ -37,30 +32,12 @@ pub struct Args {
     postgres_bindir: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Provider {
-    Auto,
-    Native,
-    Containers,
-    External,
-}
-
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         let options = UpOptions {
             root: root(),
             name: self.stack.stack.clone(),
-            provider: match self.provider {
-                Provider::Auto
-                    if cfg!(feature = "containers")
-                        && stack::containers::docker_engine_answers() =>
-                {
-                    ProviderKind::Containers
-                }
-                Provider::Auto | Provider::Native => ProviderKind::Native,
-                Provider::Containers => ProviderKind::Containers,
-                Provider::External => ProviderKind::External,
-            },
+            provider: self.provider.kind(Provider::Auto),
             ports: Ports {
                 rabbitmq: self.rabbitmq_port,
                 postgres: self.postgres_port,
@@ -72,6 +49,7 @@ impl Args {
                 postgres_bindir: self.postgres_bindir,
             },
             stop_on_ctrl_c: true,
+            images: self.provider.image_choice(),
         };
         eprintln!(
             "bringing up stack `{}` ({} provider)...",

@@ -52,3 +52,26 @@ fn commands_on_a_stack_that_does_not_exist_say_how_to_start_it() {
         );
     }
 }
+
+#[test]
+fn a_fault_on_a_service_process_is_refused_on_the_container_provider_before_anything_starts() {
+    let out = xtask(&[
+        "e2e",
+        "--provider",
+        "containers",
+        "--stack",
+        "never-started-here",
+        "--scenario",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/chaos.toml"),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("only the native provider runs") && err.contains("broker-restart rabbitmq"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Compiling") && !err.contains("bringing up"),
+        "refused before building or starting anything: {err}"
+    );
+}

@@ -113,15 +113,8 @@ const BUILDS: &[(&str, &[&str])] = &[
         &["--workspace", "-e", "normal,build,dev"],
     ),
     (
-        "the container provider's tests (`--features containers`)",
-        &[
-            "-p",
-            "stack",
-            "--features",
-            "containers",
-            "-e",
-            "normal,build,dev",
-        ],
+        "the provisioning crate's tests alone (`cargo test -p stack`)",
+        &["-p", "stack", "-e", "normal,build,dev"],
     ),
     (
         "the Lambda build (`--features lambda`)",

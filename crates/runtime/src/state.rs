@@ -153,6 +153,8 @@ pub struct Snowflake {
 pub struct ContainerRecord {
     pub service: String,
     pub id: String,
+    #[serde(default)]
+    pub image: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,6 +170,9 @@ pub struct State {
     /// Containers to remove on `down` (container provider only).
     #[serde(default)]
     pub containers: Vec<ContainerRecord>,
+    /// The Docker engine (`DOCKER_HOST` form) the containers run on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_host: Option<String>,
 }
 
 /// Where stacks live: `<root>/target/sluice/<stack>/`.

@@ -1,362 +1,370 @@
 //! The container provider: the same four services as the native one, as containers started
-//! through testcontainers where a Docker engine answers.
+//! through testcontainers on a Docker engine ([`crate::engine`]).
 //!
-//! The container specifications are plain data, always compiled and unit-tested; starting them
-//! needs the `containers` cargo feature (and an engine at run time). Recent LocalStack images
-//! need `LOCALSTACK_AUTH_TOKEN`, which is passed through from the environment when set.
+//! Images are Sluice's own ([`crate::images`], built here from pins), or for RabbitMQ and
+//! PostgreSQL optionally the official ones from a registry. Every container carries the labels
+//! [`LABEL_STACK`] and [`LABEL_CHECKOUT`], so what a crashed `up` left behind is found and removed
+//! by the next `up` or `down` of the same stack, and nothing else is touched.
+//!
+//! The specifications are plain data, always compiled and unit-tested; starting them needs the
+//! `containers` cargo feature.
 
-use std::time::Duration;
+use std::path::Path;
 
-/// One service's container: image, environment, ports and the log line that says it is up.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContainerSpec {
-    pub service: &'static str,
-    pub image: &'static str,
-    pub tag: &'static str,
-    pub env: Vec<(String, String)>,
-    /// Ports inside the container, published on the host.
-    pub ports: Vec<u16>,
-    /// A line on stdout that marks readiness (the protocol probes run afterwards as well).
-    pub ready_line: &'static str,
-    pub cmd: Vec<String>,
-    pub startup_timeout: Duration,
-}
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::{Result, StackError};
+use crate::images::Planned;
+use crate::{StackName, images};
+
+pub const LABEL_STACK: &str = "sluice.stack";
+pub const LABEL_CHECKOUT: &str = "sluice.checkout";
+pub const LABEL_SERVICE: &str = "sluice.service";
 
 pub const RABBITMQ_AMQP: u16 = 5672;
 pub const RABBITMQ_MANAGEMENT: u16 = 15672;
 pub const POSTGRES: u16 = 5432;
-pub const LOCALSTACK: u16 = 4566;
-pub const FAKESNOW: u16 = 8080;
 
-/// The containers of a stack, with its generated credentials.
-pub fn specs(
-    rabbitmq_password: &str,
-    postgres_password: &str,
-    localstack_auth_token: Option<&str>,
-) -> Vec<ContainerSpec> {
+/// Where the RabbitMQ and PostgreSQL images come from. LocalStack and fakesnow always come from
+/// Sluice's pinned images (no auth token, nothing installed at start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageChoice {
+    /// Built here by `cargo xtask images` (no registry needed).
+    #[default]
+    Sluice,
+    /// `rabbitmq:3.13-management` and `postgres:15`, pulled from a registry.
+    Official,
+}
+
+/// Host ports (on 127.0.0.1) of a container stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPorts {
+    pub rabbitmq_amqp: u16,
+    pub rabbitmq_management: u16,
+    pub postgres: u16,
+    /// LocalStack and fakesnow listen inside on the same port as outside, because the URLs they
+    /// hand out (queue URLs, PUT targets) must work from the host.
+    pub localstack: u16,
+    pub fakesnow: u16,
+}
+
+/// Everything that makes a stack's containers.
+pub struct Plan<'a> {
+    pub stack: &'a StackName,
+    pub checkout: String,
+    pub images: &'a [Planned],
+    pub choice: ImageChoice,
+    pub ports: HostPorts,
+    pub rabbitmq_user: &'a str,
+    pub rabbitmq_password: &'a str,
+    /// The definitions loaded at boot, with the stack's user.
+    pub rabbitmq_definitions: serde_json::Value,
+    pub postgres_user: &'a str,
+    pub postgres_password: &'a str,
+}
+
+/// One service's container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub service: &'static str,
+    pub repository: String,
+    pub tag: String,
+    pub env: Vec<(String, String)>,
+    /// (inside, host) port pairs; published on 127.0.0.1 only.
+    pub ports: Vec<(u16, u16)>,
+    pub cmd: Vec<String>,
+    /// Files copied in before the container starts: (path inside, content).
+    pub files: Vec<(String, Vec<u8>)>,
+    pub labels: Vec<(String, String)>,
+}
+
+/// A label value for a checkout, so two checkouts' stacks of the same name stay apart.
+pub fn checkout_label(root: &Path) -> String {
+    use sha2::Digest as _;
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+    let d = sha2::Sha256::digest(root.display().to_string().as_bytes());
+    d[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn specs(plan: &Plan) -> Vec<ContainerSpec> {
+    let image = |service: &str| {
+        let p = plan
+            .images
+            .iter()
+            .find(|p| p.service == service)
+            .expect("a recipe per service");
+        (p.repository().to_owned(), p.tag().to_owned())
+    };
     let env = |pairs: &[(&str, &str)]| {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
     };
-    let mut localstack_env = env(&[
-        ("SERVICES", "s3,sqs,sns,cloudformation"),
-        ("EAGER_SERVICE_LOADING", "1"),
-        ("SQS_ENDPOINT_STRATEGY", "path"),
-    ]);
-    if let Some(token) = localstack_auth_token {
-        localstack_env.push(("LOCALSTACK_AUTH_TOKEN".into(), token.into()));
-    }
+    let labels = |service: &str| {
+        vec![
+            (LABEL_STACK.to_owned(), plan.stack.to_string()),
+            (LABEL_CHECKOUT.to_owned(), plan.checkout.clone()),
+            (LABEL_SERVICE.to_owned(), service.to_owned()),
+        ]
+    };
+    let official = plan.choice == ImageChoice::Official;
+    let p = plan.ports;
+    // Queue statistics every second, as in the native provider (the load test samples them).
+    let rabbitmq_conf = format!(
+        "listeners.tcp.default = {RABBITMQ_AMQP}\nmanagement.tcp.port = {RABBITMQ_MANAGEMENT}\n\
+         load_definitions = /etc/rabbitmq/definitions.json\nloopback_users = none\n\
+         collect_statistics_interval = 1000\n"
+    );
+    let (rabbit_repo, rabbit_tag) = if official {
+        ("rabbitmq".to_owned(), "3.13-management".to_owned())
+    } else {
+        image("rabbitmq")
+    };
+    let (pg_repo, pg_tag) = if official {
+        ("postgres".to_owned(), "15".to_owned())
+    } else {
+        image("postgres")
+    };
+    let (ls_repo, ls_tag) = image("localstack");
+    let (fs_repo, fs_tag) = image("fakesnow");
     vec![
         ContainerSpec {
             service: "rabbitmq",
-            image: "rabbitmq",
-            tag: "3.13-management",
-            env: env(&[
-                ("RABBITMQ_DEFAULT_USER", "sluice"),
-                ("RABBITMQ_DEFAULT_PASS", rabbitmq_password),
-            ]),
-            ports: vec![RABBITMQ_AMQP, RABBITMQ_MANAGEMENT],
-            ready_line: "Server startup complete",
+            repository: rabbit_repo,
+            tag: rabbit_tag,
+            env: vec![],
+            ports: vec![
+                (RABBITMQ_AMQP, p.rabbitmq_amqp),
+                (RABBITMQ_MANAGEMENT, p.rabbitmq_management),
+            ],
             cmd: vec![],
-            startup_timeout: Duration::from_secs(120),
+            files: vec![
+                (
+                    "/etc/rabbitmq/rabbitmq.conf".into(),
+                    rabbitmq_conf.into_bytes(),
+                ),
+                (
+                    "/etc/rabbitmq/definitions.json".into(),
+                    serde_json::to_vec_pretty(&plan.rabbitmq_definitions).expect("json"),
+                ),
+            ],
+            labels: labels("rabbitmq"),
         },
         ContainerSpec {
             service: "postgres",
-            image: "postgres",
-            tag: "15",
+            repository: pg_repo,
+            tag: pg_tag,
+            // The official image and Sluice's read the same variables.
             env: env(&[
-                ("POSTGRES_USER", "sluice"),
-                ("POSTGRES_PASSWORD", postgres_password),
+                ("POSTGRES_USER", plan.postgres_user),
+                ("POSTGRES_PASSWORD", plan.postgres_password),
                 ("POSTGRES_DB", "postgres"),
             ]),
-            ports: vec![POSTGRES],
-            ready_line: "database system is ready to accept connections",
-            cmd: vec![],
-            startup_timeout: Duration::from_secs(60),
+            ports: vec![(POSTGRES, p.postgres)],
+            cmd: if official {
+                ["postgres", "-c", "wal_level=logical", "-c", "fsync=off"]
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                vec![]
+            },
+            files: vec![],
+            labels: labels("postgres"),
         },
         ContainerSpec {
             service: "localstack",
-            image: "localstack/localstack",
-            tag: "4.13.1",
-            env: localstack_env,
-            ports: vec![LOCALSTACK],
-            ready_line: "Ready.",
+            repository: ls_repo,
+            tag: ls_tag,
+            env: env(&[
+                ("GATEWAY_LISTEN", &format!("0.0.0.0:{}", p.localstack)),
+                ("LOCALSTACK_HOST", &format!("127.0.0.1:{}", p.localstack)),
+            ]),
+            ports: vec![(p.localstack, p.localstack)],
             cmd: vec![],
-            startup_timeout: Duration::from_secs(120),
+            files: vec![],
+            labels: labels("localstack"),
         },
         ContainerSpec {
             service: "fakesnow",
-            image: "python",
-            tag: "3.11-slim",
+            repository: fs_repo,
+            tag: fs_tag,
             env: vec![],
-            ports: vec![FAKESNOW],
-            ready_line: "Uvicorn running",
-            cmd: vec![
-                "sh".into(),
-                "-c".into(),
-                format!(
-                    "pip install --no-cache-dir 'fakesnow[server]==0.12.1' snowflake-connector-python==3.18.1 \
-                     && exec fakesnow -s --host 0.0.0.0 -p {FAKESNOW}"
-                ),
-            ],
-            startup_timeout: Duration::from_secs(300),
+            ports: vec![(p.fakesnow, p.fakesnow)],
+            cmd: vec!["-p".into(), p.fakesnow.to_string()],
+            files: vec![],
+            labels: labels("fakesnow"),
         },
     ]
 }
 
+/// The images a plan needs that the engine does not have; Sluice's are named with the command
+/// that builds them.
+pub fn missing_images(engine: &Engine, specs: &[ContainerSpec]) -> Result<()> {
+    for s in specs {
+        let image = format!("{}:{}", s.repository, s.tag);
+        if s.repository.starts_with("sluice/") && !images::exists(engine, &image) {
+            return Err(StackError::ImageMissing {
+                service: s.service,
+                image,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Whether a Docker engine answers (the client alone is not enough).
 pub fn docker_engine_answers() -> bool {
-    std::process::Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    Engine::detect().is_some()
+}
+
+/// The ids of a stack's containers (running or not) by their labels.
+pub fn labelled(engine: &Engine, stack: &StackName, checkout: &str) -> Result<Vec<String>> {
+    let out = engine.run(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={LABEL_STACK}={stack}"),
+        "--filter",
+        &format!("label={LABEL_CHECKOUT}={checkout}"),
+    ])?;
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+/// Removes containers (and their anonymous volumes) by id.
+pub fn remove(engine: &Engine, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["rm", "-f", "-v"];
+    args.extend(ids.iter().map(String::as_str));
+    engine.run(&args).map(|_| ())
+}
+
+/// Whether a container runs.
+pub fn running(engine: &Engine, id: &str) -> bool {
+    engine
+        .run(&["inspect", "--format", "{{.State.Running}}", id])
+        .is_ok_and(|s| s == "true")
+}
+
+/// The last lines of a container's output, for an error.
+pub fn logs_tail(engine: &Engine, id: &str, lines: usize) -> String {
+    let out = engine
+        .docker()
+        .args(["logs", "--tail", &lines.to_string(), id])
+        .output();
+    match out {
+        Ok(o) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("(docker logs failed: {e})"),
+    }
 }
 
 #[cfg(feature = "containers")]
-pub(crate) mod runner {
-    use std::collections::BTreeMap;
-    use std::time::Instant;
-
-    use testcontainers::core::{IntoContainerPort, WaitFor};
-    use testcontainers::runners::AsyncRunner;
-    use testcontainers::{GenericImage, ImageExt};
-
-    use super::*;
-    use crate::error::{Result, StackError, io_err};
-    use crate::up::{Phase, UpOptions, UpOutcome};
-    use crate::{apply, native, readiness, stack_dir};
-    use runtime::state::{
-        Aws, ContainerRecord, Postgres, ProviderKind, RabbitMq, Snowflake, State,
-    };
-
-    fn failed(service: &'static str, e: impl std::fmt::Display) -> StackError {
-        StackError::NotReady {
-            service,
-            seconds: 0,
-            reason: e.to_string(),
-            log: Default::default(),
-            tail: String::new(),
-        }
-    }
-
-    /// Starts a spec; returns the container id and its published ports.
-    async fn start(spec: &ContainerSpec) -> Result<(String, BTreeMap<u16, u16>)> {
-        let mut image = GenericImage::new(spec.image, spec.tag)
-            .with_wait_for(WaitFor::message_on_stdout(spec.ready_line));
-        for port in &spec.ports {
-            image = image.with_exposed_port(port.tcp());
-        }
-        let mut request = image.with_startup_timeout(spec.startup_timeout);
-        for (k, v) in &spec.env {
-            request = request.with_env_var(k, v);
-        }
-        if !spec.cmd.is_empty() {
-            request = request.with_cmd(spec.cmd.clone());
-        }
-        let container = request.start().await.map_err(|e| failed(spec.service, e))?;
-        let mut ports = BTreeMap::new();
-        for port in &spec.ports {
-            ports.insert(
-                *port,
-                container
-                    .get_host_port_ipv4(*port)
-                    .await
-                    .map_err(|e| failed(spec.service, e))?,
-            );
-        }
-        let id = container.id().to_owned();
-        // The stack outlives this process; `down` removes the container by its id.
-        std::mem::forget(container);
-        Ok((id, ports))
-    }
-
-    pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
-        let t0 = Instant::now();
-        let infra = crate::infra_dir();
-        let (rabbit_pw, pg_pw) = (native::secret(), native::secret());
-        let token = std::env::var("LOCALSTACK_AUTH_TOKEN").ok();
-        let specs = specs(&rabbit_pw, &pg_pw, token.as_deref());
-        let mut records = Vec::new();
-        let mut ports = BTreeMap::new();
-        for spec in &specs {
-            match start(spec).await {
-                Ok((id, p)) => {
-                    records.push(ContainerRecord {
-                        service: spec.service.into(),
-                        id,
-                    });
-                    ports.insert(spec.service, p);
-                }
-                Err(e) => {
-                    super::remove_containers(&records);
-                    return Err(e);
-                }
-            }
-        }
-        let result = async {
-            let rabbit = &ports["rabbitmq"];
-            let management_url = format!("http://127.0.0.1:{}", rabbit[&RABBITMQ_MANAGEMENT]);
-            let http = readiness::http_client();
-            readiness::wait("rabbitmq", None, Duration::from_secs(60), || {
-                readiness::rabbitmq(&http, &management_url, "sluice", &rabbit_pw)
-            })
-            .await?;
-            apply::rabbitmq_definitions(&infra, &management_url, "sluice", &rabbit_pw).await?;
-            let pg_url = format!(
-                "postgres://sluice:{pg_pw}@127.0.0.1:{}/postgres",
-                ports["postgres"][&POSTGRES]
-            );
-            readiness::wait("postgres", None, Duration::from_secs(60), || {
-                readiness::postgres(&pg_url)
-            })
-            .await?;
-            apply::postgres(&infra, &pg_url).await?;
-            let endpoint = format!("http://127.0.0.1:{}", ports["localstack"][&LOCALSTACK]);
-            readiness::wait("localstack", None, Duration::from_secs(60), || {
-                readiness::localstack(&http, &endpoint)
-            })
-            .await?;
-            let mut aws = Aws {
-                endpoint_url: Some(endpoint),
-                region: "us-east-1".into(),
-                process: None,
-                outputs: Default::default(),
-            };
-            aws.outputs = apply::cloudformation(&infra, &options.name, &aws).await?;
-            let base = format!("http://127.0.0.1:{}", ports["fakesnow"][&FAKESNOW]);
-            let config = snowflake::Config::fakesnow(&base).map_err(|e| failed("fakesnow", e))?;
-            readiness::wait("fakesnow", None, Duration::from_secs(60), || {
-                readiness::snowflake(config.clone())
-            })
-            .await?;
-            apply::snowflake(&infra, config, false).await?;
-            let dir = stack_dir(&options.root, &options.name);
-            std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-            let state = State {
-                stack: options.name.clone(),
-                provider: ProviderKind::Containers,
-                created_at: chrono::Utc::now(),
-                dir,
-                rabbitmq: RabbitMq {
-                    amqp_url: format!(
-                        "amqp://sluice:{rabbit_pw}@127.0.0.1:{}/%2f",
-                        rabbit[&RABBITMQ_AMQP]
-                    ),
-                    management_url,
-                    user: "sluice".into(),
-                    password: rabbit_pw.clone(),
-                    process: None,
-                    epmd: None,
-                    node: None,
-                },
-                postgres: Postgres {
-                    url: pg_url,
-                    process: None,
-                },
-                aws,
-                snowflake: Snowflake {
-                    base_url: Some(base),
-                    account: "fakesnow".into(),
-                    user: "sluice".into(),
-                    database: "SLUICE".into(),
-                    password: Some("sluice".into()),
-                    process: None,
-                },
-                containers: records.clone(),
-            };
-            state.save(&options.root)?;
-            Ok(state)
-        }
-        .await;
-        match result {
-            Ok(state) => Ok(UpOutcome::Started {
-                state,
-                phases: vec![Phase {
-                    name: "containers ready and applied",
-                    done_after: t0.elapsed(),
-                }],
-                elapsed: t0.elapsed(),
-            }),
-            Err(e) => {
-                super::remove_containers(&records);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Removes containers by id with the Docker CLI (used by `down`, which needs no feature).
-pub(crate) fn remove_containers(records: &[runtime::state::ContainerRecord]) {
-    for record in records {
-        let status = std::process::Command::new("docker")
-            .args(["rm", "-f", "-v", &record.id])
-            .output();
-        if !status.is_ok_and(|s| s.status.success()) {
-            tracing::warn!(service = %record.service, id = %record.id, "could not remove container; remove it with `docker rm -f`");
-        }
-    }
-}
+pub(crate) mod runner;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_service_has_a_pinned_image_ports_and_a_ready_line() {
-        let specs = specs("rpw", "ppw", None);
-        let names: Vec<&str> = specs.iter().map(|s| s.service).collect();
-        assert_eq!(names, ["rabbitmq", "postgres", "localstack", "fakesnow"]);
-        for s in &specs {
-            assert!(
-                !s.tag.is_empty() && s.tag != "latest",
-                "{}: pinned tag",
-                s.service
-            );
-            assert!(
-                !s.ports.is_empty() && !s.ready_line.is_empty(),
-                "{}",
-                s.service
-            );
-        }
-        assert!(
-            specs[0]
-                .env
-                .contains(&("RABBITMQ_DEFAULT_PASS".into(), "rpw".into()))
-        );
-        assert!(
-            specs[1]
-                .env
-                .contains(&("POSTGRES_PASSWORD".into(), "ppw".into()))
-        );
-        assert!(
-            specs[3].cmd[2].contains("fakesnow[server]==0.12.1"),
-            "same pin as infra/python"
-        );
+    fn plan_with(choice: ImageChoice, f: impl FnOnce(&Plan)) {
+        let name: StackName = "t".parse().unwrap();
+        let images = images::plan(&crate::infra_dir()).unwrap();
+        let plan = Plan {
+            stack: &name,
+            checkout: "abc".into(),
+            images: &images,
+            choice,
+            ports: HostPorts {
+                rabbitmq_amqp: 1,
+                rabbitmq_management: 2,
+                postgres: 3,
+                localstack: 4,
+                fakesnow: 5,
+            },
+            rabbitmq_user: "sluice",
+            rabbitmq_password: "rpw",
+            rabbitmq_definitions: serde_json::json!({"users": [{"name": "sluice"}]}),
+            postgres_user: "sluice",
+            postgres_password: "ppw",
+        };
+        f(&plan)
     }
 
     #[test]
-    fn the_localstack_auth_token_is_passed_only_when_set() {
-        let without = specs("r", "p", None);
-        assert!(
-            !without[2]
-                .env
-                .iter()
-                .any(|(k, _)| k == "LOCALSTACK_AUTH_TOKEN")
+    fn every_service_runs_from_its_pinned_image_with_labels_and_loopback_ports() {
+        plan_with(ImageChoice::Sluice, |plan| {
+            let specs = specs(plan);
+            let names: Vec<&str> = specs.iter().map(|s| s.service).collect();
+            assert_eq!(names, ["rabbitmq", "postgres", "localstack", "fakesnow"]);
+            for (s, p) in specs.iter().zip(plan.images) {
+                assert_eq!(format!("{}:{}", s.repository, s.tag), p.image);
+                assert!(
+                    s.labels.contains(&(LABEL_STACK.to_owned(), "t".to_owned()))
+                        && s.labels.contains(&(LABEL_CHECKOUT.into(), "abc".into())),
+                    "{}",
+                    s.service
+                );
+            }
+            assert_eq!(specs[0].ports, [(5672, 1), (15672, 2)]);
+            assert_eq!(specs[2].ports, [(4, 4)], "localstack: same port inside");
+            assert!(
+                specs[1]
+                    .env
+                    .contains(&("POSTGRES_PASSWORD".into(), "ppw".into()))
+            );
+            assert!(
+                specs[2]
+                    .env
+                    .contains(&("LOCALSTACK_HOST".into(), "127.0.0.1:4".into()))
+            );
+            assert!(
+                !specs[2]
+                    .env
+                    .iter()
+                    .any(|(k, _)| k == "LOCALSTACK_AUTH_TOKEN"),
+                "Sluice's LocalStack needs no token"
+            );
+            assert_eq!(specs[3].cmd, ["-p", "5"]);
+            let defs = String::from_utf8(specs[0].files[1].1.clone()).unwrap();
+            assert!(defs.contains("sluice"), "{defs}");
+        });
+    }
+
+    #[test]
+    fn official_images_replace_only_rabbitmq_and_postgres() {
+        plan_with(ImageChoice::Official, |plan| {
+            let specs = specs(plan);
+            assert_eq!(
+                (specs[0].repository.as_str(), specs[0].tag.as_str()),
+                ("rabbitmq", "3.13-management")
+            );
+            assert_eq!(
+                (specs[1].repository.as_str(), specs[1].tag.as_str()),
+                ("postgres", "15")
+            );
+            assert!(specs[1].cmd.contains(&"wal_level=logical".to_owned()));
+            assert!(specs[2].repository.starts_with("sluice/"));
+            assert!(specs[3].repository.starts_with("sluice/"));
+        });
+    }
+
+    #[test]
+    fn checkouts_get_different_labels() {
+        assert_ne!(
+            checkout_label(Path::new("/a")),
+            checkout_label(Path::new("/b"))
         );
-        let with = specs("r", "p", Some("tok"));
-        assert!(
-            with[2]
-                .env
-                .contains(&("LOCALSTACK_AUTH_TOKEN".into(), "tok".into()))
-        );
-        assert!(
-            with[2]
-                .env
-                .contains(&("SERVICES".into(), "s3,sqs,sns,cloudformation".into()))
+        assert_eq!(
+            checkout_label(Path::new("/a")),
+            checkout_label(Path::new("/a"))
         );
     }
 }

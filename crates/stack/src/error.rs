@@ -44,6 +44,15 @@ pub enum StackError {
         provider: &'static str,
         reason: String,
     },
+    #[error("`{command}` failed: {reason}")]
+    Docker { command: String, reason: String },
+    #[error(
+        "image {image} for {service} is not built (its inputs changed, or it never was); build it with `cargo xtask images`"
+    )]
+    ImageMissing {
+        service: &'static str,
+        image: String,
+    },
     #[error("interrupted; stopped everything this run had started")]
     Interrupted,
     #[error(transparent)]

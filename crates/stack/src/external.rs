@@ -107,6 +107,7 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
         aws,
         snowflake,
         containers: Vec::new(),
+        docker_host: None,
     };
     state.save(&options.root)?;
     Ok(UpOutcome::Started {

@@ -14,8 +14,10 @@
 mod apply;
 mod broker;
 pub mod containers;
+pub mod engine;
 mod error;
 mod external;
+pub mod images;
 pub mod native;
 mod process;
 mod readiness;
@@ -75,6 +77,8 @@ pub struct DownOptions {
 #[derive(Debug)]
 pub struct DownReport {
     pub stopped: Vec<(&'static str, u32)>,
+    /// Container ids removed.
+    pub removed_containers: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -82,9 +86,28 @@ pub struct DownReport {
 /// those process groups only) and removes the state.
 pub fn down(root: &Path, name: &StackName, options: DownOptions) -> Result<DownReport> {
     let started = Instant::now();
-    let state = State::load(root, name)?;
+    let state = match State::load(root, name) {
+        Ok(state) => state,
+        Err(runtime::StateError::NotFound { .. }) => {
+            // No state, but maybe the containers of an `up` that crashed before writing it.
+            if let Some(engine) = engine::Engine::detect() {
+                let ids = containers::labelled(&engine, name, &containers::checkout_label(root))?;
+                if !ids.is_empty() {
+                    containers::remove(&engine, &ids)?;
+                    let _ = std::fs::remove_dir_all(stack_dir(root, name));
+                    return Ok(DownReport {
+                        stopped: Vec::new(),
+                        removed_containers: ids,
+                        elapsed: started.elapsed(),
+                    });
+                }
+            }
+            return Err(State::load(root, name).expect_err("not found above").into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let stopped = stop_processes(&state.processes());
-    containers::remove_containers(&state.containers);
+    let removed_containers = remove_containers_of(root, &state);
     let dir = stack_dir(root, name);
     if options.keep_data {
         std::fs::remove_file(state_path(root, name))
@@ -95,8 +118,49 @@ pub fn down(root: &Path, name: &StackName, options: DownOptions) -> Result<DownR
     }
     Ok(DownReport {
         stopped,
+        removed_containers,
         elapsed: started.elapsed(),
     })
+}
+
+/// The engine a container stack runs on.
+fn engine_of(state: &State) -> Option<engine::Engine> {
+    state.docker_host.as_ref().map(|host| engine::Engine {
+        host: host.clone(),
+        origin: engine::Origin::Environment,
+    })
+}
+
+/// Whether every process and container of a stack still runs.
+pub(crate) fn alive(state: &State) -> bool {
+    state.processes().iter().all(|(_, p)| p.is_alive())
+        && (state.containers.is_empty()
+            || engine_of(state).is_some_and(|e| {
+                state
+                    .containers
+                    .iter()
+                    .all(|c| containers::running(&e, &c.id))
+            }))
+}
+
+/// Removes a stack's containers: those its state names, and any others with its labels.
+pub(crate) fn remove_containers_of(root: &Path, state: &State) -> Vec<String> {
+    let Some(engine) = engine_of(state) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = state.containers.iter().map(|c| c.id.clone()).collect();
+    if let Ok(more) = containers::labelled(&engine, &state.stack, &containers::checkout_label(root))
+    {
+        for id in more {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    if let Err(e) = containers::remove(&engine, &ids) {
+        tracing::warn!(error = %e, "could not remove every container; remove them with `docker rm -f`");
+    }
+    ids
 }
 
 /// Stops services in parallel (RabbitMQ's shutdown alone takes seconds), epmd after its node.
@@ -127,6 +191,9 @@ pub struct ServiceStatus {
     pub healthy: bool,
     pub pid: Option<u32>,
     pub uptime_secs: Option<u64>,
+    /// The container's id (container provider).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     /// Why it is not healthy, if it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
@@ -172,14 +239,32 @@ pub async fn status(root: &Path, name: &StackName) -> Result<StatusReport> {
         },
         snowflake_probe,
     );
+    let stopped_containers: Vec<&str> = match engine_of(&state) {
+        Some(engine) => state
+            .containers
+            .iter()
+            .filter(|c| !containers::running(&engine, &c.id))
+            .map(|c| c.service.as_str())
+            .collect(),
+        None => Vec::new(),
+    };
     let entry = |name: &'static str, endpoint: String, result, p: Option<&ProcessInfo>| {
-        let (healthy, problem) = probe(result, p);
+        let (healthy, problem) = if stopped_containers.contains(&name) {
+            (false, Some("its container is not running".to_owned()))
+        } else {
+            probe(result, p)
+        };
         ServiceStatus {
             name,
             endpoint,
             healthy,
             pid: p.map(|p| p.pid),
             uptime_secs: p.map(|p| p.uptime().as_secs()),
+            container: state
+                .containers
+                .iter()
+                .find(|c| c.service == name)
+                .map(|c| c.id[..12.min(c.id.len())].to_owned()),
             problem,
         }
     };

@@ -42,6 +42,7 @@ impl ScratchStack {
             ports: Ports::default(),
             binaries: Binaries::default(),
             stop_on_ctrl_c: false,
+            images: Default::default(),
         };
         let state = match crate::up(options).await {
             Ok(UpOutcome::Started { state, .. } | UpOutcome::AlreadyRunning(state)) => state,

@@ -18,6 +18,8 @@ pub struct UpOptions {
     pub binaries: Binaries,
     /// Stop what was started and return `Interrupted` on Ctrl-C (for interactive use).
     pub stop_on_ctrl_c: bool,
+    /// Where the container provider's RabbitMQ and PostgreSQL images come from.
+    pub images: crate::containers::ImageChoice,
 }
 
 /// How long a step took, counted from the start of `up`.
@@ -41,12 +43,13 @@ pub enum UpOutcome {
 /// Brings a stack up, or reports the one that is already running.
 pub async fn up(options: UpOptions) -> Result<UpOutcome> {
     match State::load(&options.root, &options.name) {
-        Ok(state) if state.processes().iter().all(|(_, p)| p.is_alive()) => {
+        Ok(state) if crate::alive(&state) => {
             return Ok(UpOutcome::AlreadyRunning(state));
         }
         Ok(stale) => {
-            tracing::warn!(stack = %options.name, "stale state: some processes are gone; stopping the rest and starting afresh");
+            tracing::warn!(stack = %options.name, "stale state: some processes or containers are gone; stopping the rest and starting afresh");
             stop_processes(&stale.processes());
+            crate::remove_containers_of(&options.root, &stale);
             let dir = stack_dir(&options.root, &options.name);
             std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
         }
@@ -62,12 +65,6 @@ pub async fn up(options: UpOptions) -> Result<UpOutcome> {
 
 #[cfg(feature = "containers")]
 async fn containers_up(options: UpOptions) -> Result<UpOutcome> {
-    if !crate::containers::docker_engine_answers() {
-        return Err(StackError::ProviderUnavailable {
-            provider: "containers",
-            reason: "no Docker engine answers (the docker client alone is not enough); use --provider native".into(),
-        });
-    }
     crate::containers::runner::up(options).await
 }
 
@@ -95,10 +92,18 @@ impl Started {
 }
 
 #[derive(Clone, Default)]
-struct Phases(Arc<Mutex<Vec<Phase>>>, Option<Instant>);
+pub(crate) struct Phases(Arc<Mutex<Vec<Phase>>>, Option<Instant>);
 
 impl Phases {
-    fn mark(&self, name: &'static str) {
+    pub(crate) fn starting_now() -> Self {
+        Phases(Default::default(), Some(Instant::now()))
+    }
+
+    pub(crate) fn take(&self) -> Vec<Phase> {
+        self.0.lock().expect("lock").clone()
+    }
+
+    pub(crate) fn mark(&self, name: &'static str) {
         let done_after = self.1.map(|t| t.elapsed()).unwrap_or_default();
         tracing::info!(phase = name, ?done_after, "done");
         self.0
@@ -322,6 +327,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
             ..snowflake_state
         },
         containers: Vec::new(),
+        docker_host: None,
     };
     state.save(&options.root)?;
     phases.mark("state written");
@@ -335,7 +341,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
 
 /// A port for `service` of stack `name` that stays the same from one `up` to the next: in
 /// 20000..40000, below the usual ephemeral range, spread by a hash of both names.
-fn preferred_port(name: &StackName, service: &str) -> u16 {
+pub(crate) fn preferred_port(name: &StackName, service: &str) -> u16 {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(format!("{name}/{service}").as_bytes());
     20_000 + u16::from_be_bytes([digest[0], digest[1]]) % 20_000

@@ -18,6 +18,7 @@ fn options(root: &Path) -> UpOptions {
         ports: Ports::default(),
         binaries: Binaries::default(),
         stop_on_ctrl_c: false,
+        images: Default::default(),
     }
 }
 

@@ -73,7 +73,7 @@ fn password_hash(password: &str) -> String {
 }
 
 /// The infra definitions plus this stack's user, loaded by the node at boot.
-fn definitions(infra: &Path, plan: &Plan) -> Result<serde_json::Value> {
+pub(crate) fn definitions(infra: &Path, user: &str, password: &str) -> Result<serde_json::Value> {
     let path = infra.join("rabbitmq/definitions.json");
     let text =
         std::fs::read_to_string(&path).map_err(io_err(format!("reading {}", path.display())))?;
@@ -83,12 +83,12 @@ fn definitions(infra: &Path, plan: &Plan) -> Result<serde_json::Value> {
             reason: e.to_string(),
         })?;
     defs["users"] = serde_json::json!([{
-        "name": plan.user,
-        "password_hash": password_hash(&plan.password),
+        "name": user,
+        "password_hash": password_hash(password),
         "hashing_algorithm": "rabbit_password_hashing_sha256",
         "tags": "administrator",
     }]);
-    defs["permissions"] = serde_json::json!([{"user": plan.user, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]);
+    defs["permissions"] = serde_json::json!([{"user": user, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]);
     Ok(defs)
 }
 
@@ -125,7 +125,8 @@ pub(crate) fn start(plan: &Plan, sbin: &Path, infra: &Path) -> Result<(ProcessIn
     write("enabled_plugins", "[rabbitmq_management].\n".into())?;
     write(
         "definitions.json",
-        serde_json::to_string_pretty(&definitions(infra, plan)?).expect("json"),
+        serde_json::to_string_pretty(&definitions(infra, &plan.user, &plan.password)?)
+            .expect("json"),
     )?;
     // Queue statistics every second (the default is 5 s): the load test samples queue depths
     // from the management API once a second.
