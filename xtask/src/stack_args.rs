@@ -58,7 +58,7 @@ pub struct ProviderArg {
     /// through testcontainers, from the images `cargo xtask images` builds (needs a Docker
     /// engine: DOCKER_HOST, the system's, or `cargo xtask engine start`). external: services
     /// from environment variables (see README), nothing started. auto: containers where a Docker
-    /// engine answers, native otherwise (it says which). [default: auto for `up`, native for
+    /// engine answers and the images are built, native otherwise (it says which and why). [default: auto for `up`, native for
     /// `e2e` and `load-test`]
     #[arg(long, value_enum)]
     pub provider: Option<Provider>,
@@ -89,12 +89,20 @@ impl ProviderArg {
     pub fn kind(&self, default: Provider) -> ProviderKind {
         match self.provider.unwrap_or(default) {
             Provider::Auto => match stack::engine::Engine::detect() {
-                Some(engine) => {
+                Some(engine) if images_built(&engine) => {
                     eprintln!(
                         "provider auto: containers ({} answers at {})",
                         engine.origin, engine.host
                     );
                     ProviderKind::Containers
+                }
+                Some(engine) => {
+                    eprintln!(
+                        "provider auto: native ({} answers at {}, but the images are not built: \
+                         `cargo xtask images`)",
+                        engine.origin, engine.host
+                    );
+                    ProviderKind::Native
                 }
                 None => {
                     eprintln!("provider auto: native (no Docker engine answers)");
@@ -113,6 +121,12 @@ impl ProviderArg {
             Images::Official => stack::containers::ImageChoice::Official,
         }
     }
+}
+
+/// Whether every image of the container provider exists on the engine.
+fn images_built(engine: &stack::engine::Engine) -> bool {
+    stack::images::plan(&stack::infra_dir())
+        .is_ok_and(|plan| plan.iter().all(|p| stack::images::exists(engine, &p.image)))
 }
 
 /// Faults that act on a service's own process (pause, broker restart) need the native provider;

@@ -75,3 +75,29 @@ fn a_fault_on_a_service_process_is_refused_on_the_container_provider_before_anyt
         "refused before building or starting anything: {err}"
     );
 }
+
+#[test]
+fn an_engine_that_does_not_answer_is_named_and_nothing_starts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "up",
+            "--provider",
+            "containers",
+            "--stack",
+            "no-engine-here",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("xtask runs");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("DOCKER_HOST=unix:///nonexistent/docker.sock does not answer"),
+        "{err}"
+    );
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/sluice/no-engine-here"
+    );
+    assert!(!std::path::Path::new(dir).exists(), "nothing started");
+}
