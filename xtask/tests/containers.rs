@@ -69,7 +69,17 @@ fn crash_up_after_two_containers(stack: &str) -> Vec<String> {
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed, not finished");
-    let left = containers(stack, false);
+    // The engine finishes a create request the killed client had sent: wait until the set of
+    // containers stops changing.
+    let mut left = containers(stack, false);
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = containers(stack, false);
+        if now == left {
+            break;
+        }
+        left = now;
+    }
     assert!(
         left.len() >= 2,
         "the crash left containers behind: {left:?}"
