@@ -258,15 +258,34 @@ impl OwnEngine {
         // SAFETY: kill(2) with a PID read from our own pidfile and checked to be a dockerd.
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if self.running_pid().is_none() {
-                return Some(pid);
-            }
+        while self.running_pid().is_some() && started.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(100));
         }
-        // SAFETY: as above.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        if self.running_pid().is_some() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        self.unmount_leftovers();
         Some(pid)
+    }
+
+    /// dockerd leaves its default network namespace mounted in the exec root.
+    fn unmount_leftovers(&self) {
+        let exec = self.dir.join("exec");
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| Path::new(m).starts_with(&exec))
+            .collect();
+        under.sort_by(|a, b| b.cmp(a));
+        for mount in under {
+            let Ok(path) = std::ffi::CString::new(mount) else {
+                continue;
+            };
+            // SAFETY: a NUL-terminated path; MNT_DETACH has no other preconditions.
+            unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+        }
     }
 }
 
