@@ -215,11 +215,6 @@ pub fn missing_images(engine: &Engine, specs: &[ContainerSpec]) -> Result<()> {
     Ok(())
 }
 
-/// Whether a Docker engine answers (the client alone is not enough).
-pub fn docker_engine_answers() -> bool {
-    Engine::detect().is_some()
-}
-
 /// The ids of a stack's containers (running or not) by their labels.
 pub fn labelled(engine: &Engine, stack: &StackName, checkout: &str) -> Result<Vec<String>> {
     let out = engine.run(&[

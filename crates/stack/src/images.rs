@@ -376,6 +376,16 @@ mod tests {
         }
     }
 
+    /// The services whose image tag differs between two plans.
+    fn changed(before: &[Planned], after: &[Planned]) -> Vec<&'static str> {
+        before
+            .iter()
+            .zip(after)
+            .filter(|(b, a)| b.image != a.image)
+            .map(|(b, _)| b.service)
+            .collect()
+    }
+
     #[test]
     fn a_changed_pin_changes_the_tag_of_exactly_the_images_that_copy_it() {
         let infra = infra_copy();
@@ -390,23 +400,11 @@ mod tests {
         text.push_str("# changed\n");
         std::fs::write(&pins, text).unwrap();
         let after = plan(infra.path()).unwrap();
-        let changed: Vec<&str> = before
-            .iter()
-            .zip(&after)
-            .filter(|(b, a)| b.image != a.image)
-            .map(|(b, _)| b.service)
-            .collect();
-        assert_eq!(changed, ["fakesnow"]);
+        assert_eq!(changed(&before, &after), ["fakesnow"]);
         let uv = infra.path().join("python/uv.txt");
         std::fs::write(&uv, "uv==0.0.1\n").unwrap();
         let again = plan(infra.path()).unwrap();
-        let changed: Vec<&str> = after
-            .iter()
-            .zip(&again)
-            .filter(|(b, a)| b.image != a.image)
-            .map(|(b, _)| b.service)
-            .collect();
-        assert_eq!(changed, ["localstack", "fakesnow"]);
+        assert_eq!(changed(&after, &again), ["localstack", "fakesnow"]);
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub fn down(root: &Path, name: &StackName, options: DownOptions) -> Result<DownR
     let started = Instant::now();
     let state = match State::load(root, name) {
         Ok(state) => state,
-        Err(runtime::StateError::NotFound { .. }) => {
+        Err(not_found @ runtime::StateError::NotFound { .. }) => {
             // No state, but maybe the containers of an `up` that crashed before writing it.
             if let Some(engine) = engine::Engine::detect() {
                 let ids = containers::labelled(&engine, name, &containers::checkout_label(root))?;
@@ -102,7 +102,7 @@ pub fn down(root: &Path, name: &StackName, options: DownOptions) -> Result<DownR
                     });
                 }
             }
-            return Err(State::load(root, name).expect_err("not found above").into());
+            return Err(not_found.into());
         }
         Err(e) => return Err(e.into()),
     };
