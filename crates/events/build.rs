@@ -21,7 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "CardCatalogCreated",
         "OrderCreated",
         "OrderLine",
+        "OrderAmended",
+        "OrderCancelled",
         "ManufacturingBatch",
+        "RowChange",
+        "ChangeSource",
     ] {
         config.type_attribute(format!(".sluice.events.v1.{message}"), serde_derive);
     }
@@ -29,8 +33,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "OrderCreated.ordered_at",
         "ManufacturingBatch.started_at",
         "ManufacturingBatch.completed_at",
+        "ChangeSource.commit_time",
     ] {
         config.field_attribute(format!(".sluice.events.v1.{field}"), timestamp);
+    }
+    // Row images travel as JSON text in protobuf and as embedded objects in canonical JSON.
+    let json_text = "#[serde(with = \"crate::json_text\")]";
+    for field in ["RowChange.key", "RowChange.before", "RowChange.after"] {
+        config.field_attribute(format!(".sluice.events.v1.{field}"), json_text);
     }
     config.compile_fds(descriptors)?;
     Ok(())

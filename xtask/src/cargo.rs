@@ -33,12 +33,14 @@ pub fn command() -> Command {
 
 /// `cargo build` of the component binaries; returns where cargo put them.
 pub fn build_components(root: &Path, release: bool) -> anyhow::Result<ComponentBinaries> {
-    eprintln!("building relay, batcher and pipe...");
+    eprintln!("building relay, batcher, pipe and cdc...");
     let mut cmd = crate::cargo::command();
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
-        .args(["-p", "relay", "-p", "batcher", "-p", "pipe", "--bins"])
+        .args([
+            "-p", "relay", "-p", "batcher", "-p", "pipe", "-p", "cdc", "--bins",
+        ])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -77,5 +79,6 @@ pub fn build_components(root: &Path, release: bool) -> anyhow::Result<ComponentB
         relay: exe("relay")?,
         batcher: exe("batcher")?,
         pipe: exe("pipe")?,
+        cdc: exe("cdc")?,
     })
 }

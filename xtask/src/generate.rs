@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use synth::output::{self, Format, Part};
@@ -80,6 +80,17 @@ impl Args {
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
                 other => other.context("writing to stdout")?,
             }
+        } else if is_special_file(Path::new(&self.out)) {
+            // A device or pipe (`/dev/null`, a FIFO) is written in place: renaming a finished
+            // file over it would replace the device itself.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.out)
+                .with_context(|| format!("opening {}", self.out))?;
+            let mut out = BufWriter::new(file);
+            output::write(&mut generator, format, part, &mut out)
+                .and_then(|w| out.into_inner().map_err(|e| e.into_error()).map(|_| w))
+                .with_context(|| format!("writing {}", self.out))?
         } else {
             let path = PathBuf::from(&self.out);
             let partial = path.with_extension("partial");
@@ -99,12 +110,15 @@ impl Args {
             written
         };
         let mut err = io::stderr().lock();
+        let stats = generator.stats();
         writeln!(
             err,
-            "{}: {} history + {} stream events, {} duplicates, {} poison{}, {} bytes",
+            "{}: {} history + {} stream events ({} revisions, {} of them superseded on arrival), {} duplicates, {} poison{}, {} bytes",
             scenario.name,
             written.history,
             written.stream_events,
+            stats.revisions,
+            stats.superseded,
             written.duplicates,
             written.poison,
             if written.poison_left_out > 0 {
@@ -116,6 +130,11 @@ impl Args {
         )?;
         Ok(())
     }
+}
+
+/// An existing path that is not a regular file or folder (a device, a FIFO, a socket).
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 fn publish(args: &Args, scenario: &Scenario, generator: &mut Generator) -> anyhow::Result<()> {

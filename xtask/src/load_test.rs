@@ -169,7 +169,7 @@ impl Args {
         let binaries = match &self.bin_dir {
             Some(dir) => {
                 let binaries = harness::components::ComponentBinaries::in_dir(dir);
-                binaries.check()?;
+                binaries.check(&synth::Component::ALL)?;
                 binaries
             }
             None => crate::cargo::build_components(&root, !self.dev)?,

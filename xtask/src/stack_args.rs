@@ -216,7 +216,7 @@ impl ChaosArg {
                     );
                 };
                 let seed = scenario_arg.seed.unwrap_or(scenario.seed);
-                let specs = synth::chaos::random(duration.get(), seed);
+                let specs = synth::chaos::random(duration.get(), seed, &scenario.components());
                 let text = synth::chaos::to_toml(&specs);
                 std::fs::create_dir_all(save_dir)
                     .with_context(|| format!("creating {}", save_dir.display()))?;

@@ -267,3 +267,38 @@ fn publish_refuses_what_it_cannot_do_before_connecting() {
         assert!(stderr.contains(expected), "{extra:?}: {stderr}");
     }
 }
+
+/// `--out` to a pipe or device (`/dev/null`, a FIFO) writes into it and leaves it what it was:
+/// finishing with a rename, as for a regular file, would replace the device with a file.
+#[test]
+fn out_to_a_fifo_writes_into_it_and_keeps_it_a_fifo() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempdir().join("fifo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("events.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let out = xtask(&[
+        "gen",
+        "--scenario",
+        "scenarios/smoke.toml",
+        "--out",
+        fifo.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Checked before waiting for the reader, which never returns if nothing wrote into the FIFO.
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced by a {kind:?}");
+    let read = reader.join().unwrap();
+    assert!(read.len() > 100_000, "the events went through the pipe");
+    assert!(!fifo.with_extension("partial").exists());
+}

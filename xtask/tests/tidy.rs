@@ -104,6 +104,8 @@ const BUILDS: &[(&str, &[&str])] = &[
             "batcher",
             "-p",
             "pipe",
+            "-p",
+            "cdc",
             "-e",
             "normal,build",
         ],

@@ -26,6 +26,9 @@ impl Serialize for PayloadRef<'_> {
             Payload::CardCatalogCreated(p) => p.serialize(s),
             Payload::OrderCreated(p) => p.serialize(s),
             Payload::ManufacturingBatch(p) => p.serialize(s),
+            Payload::OrderAmended(p) => p.serialize(s),
+            Payload::OrderCancelled(p) => p.serialize(s),
+            Payload::RowChange(p) => p.serialize(s),
         }
     }
 }
@@ -59,6 +62,9 @@ pub(crate) fn payload_from_json(
         EventType::ManufacturingBatch => {
             Payload::ManufacturingBatch(serde_json::from_value(value)?)
         }
+        EventType::OrderAmended => Payload::OrderAmended(serde_json::from_value(value)?),
+        EventType::OrderCancelled => Payload::OrderCancelled(serde_json::from_value(value)?),
+        EventType::RowChange => Payload::RowChange(serde_json::from_value(value)?),
     })
 }
 

@@ -9,10 +9,10 @@ pub enum ContractError {
     Missing(&'static str),
     #[error("field `{field}` is invalid: {reason}")]
     Invalid { field: &'static str, reason: String },
-    #[error("unknown source {0:?} (expected cards, orders or manufacturing)")]
+    #[error("unknown source {0:?} (expected cards, orders, manufacturing or cdc)")]
     UnknownSource(String),
     #[error(
-        "unknown event type {0:?} (expected card_catalog_created, order_created or manufacturing_batch)"
+        "unknown event type {0:?} (expected card_catalog_created, order_created, order_amended, order_cancelled, manufacturing_batch or row_change)"
     )]
     UnknownType(String),
     #[error("envelope says {field} {envelope:?} but the payload is a {payload} event")]

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::timestamp;
 use crate::{
     CardCatalogCreated, ContractError, Envelope, EventType, Fingerprint, ManufacturingBatch,
-    OrderCreated, Payload, Source,
+    OrderCancelled, OrderCreated, OrderLine, Payload, RowChange, Source,
 };
 
 /// The envelope version this build writes and reads.
@@ -32,7 +32,7 @@ impl Event {
         let produced_at = timestamp::truncate_to_micros(produced_at);
         // Id, version, source and type are right by construction; the rest is checked.
         check_times(occurred_at, produced_at)?;
-        validate_payload(&payload)?;
+        validate_payload(&payload, occurred_at)?;
         Ok(Self {
             envelope: Envelope {
                 event_id: event_id.hyphenated().to_string(),
@@ -88,9 +88,13 @@ impl Event {
         self.event_type().source()
     }
 
-    /// `<source>.<type>`, the RabbitMQ routing key.
+    /// The RabbitMQ routing key: `<source>.<type>`, or `cdc.<schema>.<table>` for a row change
+    /// (so a consumer can bind to one table's changes).
     pub fn routing_key(&self) -> String {
-        format!("{}.{}", self.source(), self.event_type())
+        match self.payload() {
+            Payload::RowChange(change) => format!("{}.{}", Source::Cdc, change.table),
+            _ => format!("{}.{}", self.source(), self.event_type()),
+        }
     }
 
     pub fn occurred_at(&self) -> DateTime<Utc> {
@@ -168,7 +172,7 @@ fn validate(e: &Envelope) -> Result<(), ContractError> {
     let occurred = required_time("occurred_at", &e.occurred_at)?;
     let produced = required_time("produced_at", &e.produced_at)?;
     check_times(occurred, produced)?;
-    validate_payload(payload)
+    validate_payload(payload, occurred)
 }
 
 fn check_times(occurred: DateTime<Utc>, produced: DateTime<Utc>) -> Result<(), ContractError> {
@@ -185,11 +189,18 @@ fn check_times(occurred: DateTime<Utc>, produced: DateTime<Utc>) -> Result<(), C
     Ok(())
 }
 
-fn validate_payload(payload: &Payload) -> Result<(), ContractError> {
+fn validate_payload(payload: &Payload, occurred_at: DateTime<Utc>) -> Result<(), ContractError> {
     match payload {
         Payload::CardCatalogCreated(card) => validate_card(card),
         Payload::OrderCreated(order) => validate_order(order),
+        Payload::OrderAmended(amended) => {
+            non_empty("order_id", &amended.order_id)?;
+            non_empty("reason", &amended.reason)?;
+            validate_lines(&amended.lines)
+        }
+        Payload::OrderCancelled(cancelled) => validate_cancellation(cancelled),
         Payload::ManufacturingBatch(batch) => validate_batch(batch),
+        Payload::RowChange(change) => validate_row_change(change, occurred_at),
     }
 }
 
@@ -230,13 +241,22 @@ fn validate_order(order: &OrderCreated) -> Result<(), ContractError> {
     non_empty("order_id", &order.order_id)?;
     non_empty("customer_id", &order.customer_id)?;
     required_time("ordered_at", &order.ordered_at)?;
-    if order.lines.is_empty() {
+    validate_lines(&order.lines)
+}
+
+fn validate_cancellation(cancelled: &OrderCancelled) -> Result<(), ContractError> {
+    non_empty("order_id", &cancelled.order_id)?;
+    non_empty("reason", &cancelled.reason)
+}
+
+fn validate_lines(lines: &[OrderLine]) -> Result<(), ContractError> {
+    if lines.is_empty() {
         return Err(ContractError::invalid(
             "lines",
             "an order needs at least one line",
         ));
     }
-    for line in &order.lines {
+    for line in lines {
         non_empty("lines.card_id", &line.card_id)?;
         if line.quantity == 0 {
             return Err(ContractError::invalid(
@@ -279,6 +299,139 @@ fn validate_batch(batch: &ManufacturingBatch) -> Result<(), ContractError> {
                 batch.quantity_defective, batch.quantity_produced
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The JSON object in a row change's `field`, which must be canonical text (see
+/// [`crate::json_text`]); `None` for the empty string.
+fn row_image(
+    field: &'static str,
+    text: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ContractError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let canonical =
+        crate::json_text::canonical(text).map_err(|e| ContractError::invalid(field, e))?;
+    if canonical != text {
+        return Err(ContractError::invalid(
+            field,
+            "not canonical JSON (keys sorted, no whitespace)",
+        ));
+    }
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(Some(map)),
+        _ => unreachable!("canonical() accepted it as an object"),
+    }
+}
+
+fn validate_row_change(
+    change: &RowChange,
+    occurred_at: DateTime<Utc>,
+) -> Result<(), ContractError> {
+    let (schema, table) = change.table.split_once('.').unwrap_or(("", ""));
+    if schema.is_empty() || table.is_empty() {
+        return Err(ContractError::invalid(
+            "table",
+            format!(
+                "{:?} is not schema-qualified (e.g. \"shop.customers\")",
+                change.table
+            ),
+        ));
+    }
+    let key = row_image("key", &change.key)?
+        .filter(|k| !k.is_empty())
+        .ok_or(ContractError::Missing("key"))?;
+    let before = row_image("before", &change.before)?;
+    let after = row_image("after", &change.after)?;
+    let (needs_before, needs_after) = match change.op.as_str() {
+        "c" | "r" => (Some(false), true),
+        "u" => (None, true),
+        "d" => (Some(true), false),
+        other => {
+            return Err(ContractError::invalid(
+                "op",
+                format!("{other:?} is not one of c, u, d, r"),
+            ));
+        }
+    };
+    if needs_after != after.is_some() {
+        return Err(ContractError::invalid(
+            "after",
+            format!(
+                "op {:?} {} a row after",
+                change.op,
+                if needs_after { "needs" } else { "has no" }
+            ),
+        ));
+    }
+    if let Some(needed) = needs_before
+        && needed != before.is_some()
+    {
+        return Err(ContractError::invalid(
+            "before",
+            format!(
+                "op {:?} {} a row before",
+                change.op,
+                if needed { "needs" } else { "has no" }
+            ),
+        ));
+    }
+    // The key is the row's own: the image that identifies the row carries the same values.
+    let image = after.as_ref().or(before.as_ref()).expect("checked above");
+    for (column, value) in &key {
+        if image.get(column) != Some(value) {
+            return Err(ContractError::invalid(
+                "key",
+                format!("column {column:?} is {value} in the key but not in the row"),
+            ));
+        }
+    }
+    let source = change
+        .source
+        .as_ref()
+        .ok_or(ContractError::Missing("source"))?;
+    non_empty("source.slot", &source.slot)?;
+    let commit_time = required_time("source.commit_time", &source.commit_time)?;
+    if commit_time != occurred_at {
+        return Err(ContractError::invalid(
+            "occurred_at",
+            "a row change occurs at its commit time (source.commit_time)",
+        ));
+    }
+    if source.commit_lsn == 0 {
+        return Err(ContractError::Missing("source.commit_lsn"));
+    }
+    if change.op == "r" {
+        if (
+            source.change_lsn,
+            source.tx_id,
+            source.tx_order,
+            source.tx_size,
+        ) != (0, 0, 0, 0)
+        {
+            return Err(ContractError::invalid(
+                "source",
+                "a snapshot read has no change_lsn, tx_id, tx_order or tx_size",
+            ));
+        }
+    } else {
+        if !(0 < source.change_lsn && source.change_lsn < source.commit_lsn) {
+            return Err(ContractError::invalid(
+                "source.change_lsn",
+                format!(
+                    "{} must lie before the commit record at {}",
+                    source.change_lsn, source.commit_lsn
+                ),
+            ));
+        }
+        if !(1..=source.tx_size).contains(&source.tx_order) {
+            return Err(ContractError::invalid(
+                "source.tx_order",
+                format!("{} is not within 1..={}", source.tx_order, source.tx_size),
+            ));
+        }
     }
     Ok(())
 }

@@ -9,16 +9,26 @@ pub enum Source {
     Cards,
     Orders,
     Manufacturing,
+    /// Row changes the cdc component captured from PostgreSQL.
+    Cdc,
 }
 
 impl Source {
-    pub const ALL: [Source; 3] = [Source::Cards, Source::Orders, Source::Manufacturing];
+    pub const ALL: [Source; 4] = [
+        Source::Cards,
+        Source::Orders,
+        Source::Manufacturing,
+        Source::Cdc,
+    ];
+    /// The business sources the generator produces (and `Source as usize` indexes).
+    pub const GENERATED: [Source; 3] = [Source::Cards, Source::Orders, Source::Manufacturing];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Source::Cards => "cards",
             Source::Orders => "orders",
             Source::Manufacturing => "manufacturing",
+            Source::Cdc => "cdc",
         }
     }
 }
@@ -44,29 +54,41 @@ impl FromStr for Source {
 pub enum EventType {
     CardCatalogCreated,
     OrderCreated,
+    OrderAmended,
+    OrderCancelled,
     ManufacturingBatch,
+    RowChange,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 6] = [
         EventType::CardCatalogCreated,
         EventType::OrderCreated,
+        EventType::OrderAmended,
+        EventType::OrderCancelled,
         EventType::ManufacturingBatch,
+        EventType::RowChange,
     ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             EventType::CardCatalogCreated => "card_catalog_created",
             EventType::OrderCreated => "order_created",
+            EventType::OrderAmended => "order_amended",
+            EventType::OrderCancelled => "order_cancelled",
             EventType::ManufacturingBatch => "manufacturing_batch",
+            EventType::RowChange => "row_change",
         }
     }
 
     pub const fn source(self) -> Source {
         match self {
             EventType::CardCatalogCreated => Source::Cards,
-            EventType::OrderCreated => Source::Orders,
+            EventType::OrderCreated | EventType::OrderAmended | EventType::OrderCancelled => {
+                Source::Orders
+            }
             EventType::ManufacturingBatch => Source::Manufacturing,
+            EventType::RowChange => Source::Cdc,
         }
     }
 
@@ -74,7 +96,10 @@ impl EventType {
         match payload {
             Payload::CardCatalogCreated(_) => EventType::CardCatalogCreated,
             Payload::OrderCreated(_) => EventType::OrderCreated,
+            Payload::OrderAmended(_) => EventType::OrderAmended,
+            Payload::OrderCancelled(_) => EventType::OrderCancelled,
             Payload::ManufacturingBatch(_) => EventType::ManufacturingBatch,
+            Payload::RowChange(_) => EventType::RowChange,
         }
     }
 }

@@ -10,6 +10,7 @@ mod canonical;
 mod error;
 mod event;
 mod fingerprint;
+pub mod json_text;
 mod kind;
 pub mod timestamp;
 pub mod wire;
@@ -25,5 +26,6 @@ pub use fingerprint::Fingerprint;
 pub use kind::{EventType, Source};
 pub use pb::envelope::Payload;
 pub use pb::{
-    CardCatalogCreated, Envelope, EventBatch, ManufacturingBatch, OrderCreated, OrderLine,
+    CardCatalogCreated, ChangeSource, Envelope, EventBatch, ManufacturingBatch, OrderAmended,
+    OrderCancelled, OrderCreated, OrderLine, RowChange,
 };

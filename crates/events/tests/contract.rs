@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
 use events::{
-    CardCatalogCreated, ContractError, Envelope, Event, EventType, Fingerprint, ManufacturingBatch,
-    OrderCreated, OrderLine, Payload, Source, timestamp,
+    CardCatalogCreated, ChangeSource, ContractError, Envelope, Event, EventType, Fingerprint,
+    ManufacturingBatch, OrderAmended, OrderCancelled, OrderCreated, OrderLine, Payload, RowChange,
+    Source, timestamp,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -107,12 +108,72 @@ fn payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
         card().prop_map(Payload::CardCatalogCreated),
         order().prop_map(Payload::OrderCreated),
+        (order(), text()).prop_map(|(o, reason)| Payload::OrderAmended(OrderAmended {
+            order_id: o.order_id,
+            lines: o.lines,
+            reason,
+        })),
+        (text(), text()).prop_map(
+            |(order_id, reason)| Payload::OrderCancelled(OrderCancelled { order_id, reason })
+        ),
         batch().prop_map(Payload::ManufacturingBatch),
     ]
 }
 
+/// A JSON value of the kinds a row image holds.
+fn column_value() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        text().prop_map(serde_json::Value::from),
+    ]
+}
+
+/// A row change in any of its four shapes, at `commit_time`.
+fn row_change(commit_time: DateTime<Utc>) -> impl Strategy<Value = Payload> {
+    (
+        0..4usize,
+        prop::collection::btree_map("[a-z_]{1,8}", column_value(), 0..6),
+        text(),
+        1u64..1 << 40,
+        1u64..1 << 20,
+        any::<u32>(),
+        (1u32..50, 0u32..50),
+    )
+        .prop_map(
+            move |(op, mut row, id, commit_lsn, back, tx_id, (size, order))| {
+                row.insert("id".into(), serde_json::Value::from(id));
+                let key = serde_json::json!({"id": row["id"]}).to_string();
+                let row = serde_json::Value::Object(row.into_iter().collect()).to_string();
+                let op = ["c", "u", "d", "r"][op];
+                let snapshot = op == "r";
+                Payload::RowChange(RowChange {
+                    op: op.into(),
+                    table: "shop.customers".into(),
+                    key,
+                    before: if matches!(op, "u" | "d") {
+                        row.clone()
+                    } else {
+                        String::new()
+                    },
+                    after: if op == "d" { String::new() } else { row },
+                    source: Some(ChangeSource {
+                        slot: "sluice_cdc".into(),
+                        commit_lsn: commit_lsn + back,
+                        change_lsn: if snapshot { 0 } else { commit_lsn },
+                        tx_id: if snapshot { 0 } else { tx_id },
+                        commit_time: Some(timestamp::to_proto(commit_time)),
+                        tx_order: if snapshot { 0 } else { 1 + order % size },
+                        tx_size: if snapshot { 0 } else { size },
+                    }),
+                })
+            },
+        )
+}
+
 fn event() -> impl Strategy<Value = Event> {
-    (any::<u128>(), micros(), 0i64..86_400_000_000, payload()).prop_map(
+    let business = (any::<u128>(), micros(), 0i64..86_400_000_000, payload()).prop_map(
         |(id, occurred, lag_us, payload)| {
             Event::new(
                 Uuid::from_u128(id),
@@ -122,7 +183,20 @@ fn event() -> impl Strategy<Value = Event> {
             )
             .unwrap()
         },
-    )
+    );
+    let change =
+        (any::<u128>(), micros(), 0i64..1_000_000).prop_flat_map(|(id, committed, lag_us)| {
+            row_change(committed).prop_map(move |payload| {
+                Event::new(
+                    Uuid::from_u128(id),
+                    committed,
+                    committed + chrono::Duration::microseconds(lag_us),
+                    payload,
+                )
+                .unwrap()
+            })
+        });
+    prop_oneof![4 => business, 1 => change]
 }
 
 /// Rebuilds a JSON value with every object's keys in a shuffled (seeded) order.
@@ -179,7 +253,10 @@ proptest! {
         match envelope.payload.as_mut().unwrap() {
             Payload::CardCatalogCreated(c) => c.list_price_cents += delta,
             Payload::OrderCreated(o) => o.lines[0].unit_price_cents += delta,
+            Payload::OrderAmended(o) => o.lines[0].quantity += delta as u32,
+            Payload::OrderCancelled(o) => o.reason.push('!'),
             Payload::ManufacturingBatch(b) => { b.quantity_planned += delta as u32; }
+            Payload::RowChange(c) => c.source.as_mut().unwrap().commit_lsn += delta as u64,
         }
         let changed = Event::try_from(envelope).unwrap();
         prop_assert_ne!(changed.fingerprint(), event.fingerprint());
@@ -327,6 +404,87 @@ fn batch_quantities_must_be_consistent() {
             .to_string()
             .contains("quantity_defective")
     );
+}
+
+fn change(op: &str, before: &str, after: &str) -> RowChange {
+    RowChange {
+        op: op.into(),
+        table: "shop.customers".into(),
+        key: r#"{"customer_id":"c-1"}"#.into(),
+        before: before.into(),
+        after: after.into(),
+        source: Some(ChangeSource {
+            slot: "sluice_cdc".into(),
+            commit_lsn: 900,
+            change_lsn: 800,
+            tx_id: 77,
+            commit_time: Some(timestamp::to_proto(sample().occurred_at())),
+            tx_order: 1,
+            tx_size: 2,
+        }),
+    }
+}
+
+fn change_event(change: RowChange) -> Result<Event, ContractError> {
+    let t = sample().occurred_at();
+    Event::new(Uuid::from_u128(8), t, t, Payload::RowChange(change))
+}
+
+#[test]
+fn a_row_change_embeds_its_rows_and_routes_by_table() {
+    let row = r#"{"country":"NL","customer_id":"c-1"}"#;
+    let e = change_event(change("u", row, row)).unwrap();
+    assert_eq!(e.routing_key(), "cdc.shop.customers");
+    assert_eq!(e.source(), Source::Cdc);
+    let json: serde_json::Value = serde_json::from_str(&e.to_canonical_json()).unwrap();
+    assert_eq!(json["payload"]["after"]["country"], "NL");
+    assert_eq!(
+        json["payload"]["key"],
+        serde_json::json!({"customer_id": "c-1"})
+    );
+    let deleted = change_event(change("d", row, "")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&deleted.to_canonical_json()).unwrap();
+    assert!(json["payload"]["after"].is_null());
+    assert_eq!(Event::from_canonical_value(json).unwrap(), deleted);
+}
+
+#[test]
+fn row_change_violations_are_named() {
+    let row = r#"{"country":"NL","customer_id":"c-1"}"#;
+    let field = |c: RowChange| match change_event(c).unwrap_err() {
+        ContractError::Invalid { field, reason } => format!("{field}: {reason}"),
+        ContractError::Missing(field) => format!("{field}: missing"),
+        other => other.to_string(),
+    };
+    assert!(field(change("x", "", row)).starts_with("op: \"x\""));
+    assert!(field(change("c", row, row)).starts_with("before: op \"c\" has no"));
+    assert!(field(change("d", row, row)).starts_with("after: op \"d\" has no"));
+    assert!(field(change("d", "", "")).starts_with("before: op \"d\" needs"));
+    let spaced = r#"{"customer_id": "c-1"}"#;
+    assert!(field(change("c", "", spaced)).contains("not canonical JSON"));
+    assert!(
+        field(change("c", "", r#"{"customer_id":"c-2"}"#))
+            .starts_with("key: column \"customer_id\"")
+    );
+    let mut unqualified = change("c", "", row);
+    unqualified.table = "customers".into();
+    assert!(field(unqualified).contains("not schema-qualified"));
+    let mut after_commit = change("c", "", row);
+    after_commit.source.as_mut().unwrap().change_lsn = 901;
+    assert!(field(after_commit).contains("must lie before the commit record"));
+    let mut read = change("r", "", row);
+    assert!(field(read.clone()).contains("a snapshot read has no change_lsn"));
+    read.source = Some(ChangeSource {
+        slot: "sluice_cdc".into(),
+        commit_lsn: 900,
+        commit_time: Some(timestamp::to_proto(sample().occurred_at())),
+        ..ChangeSource::default()
+    });
+    change_event(read.clone()).unwrap();
+    // The envelope's event time is the commit time.
+    let later = sample().occurred_at() + chrono::Duration::seconds(1);
+    let err = Event::new(Uuid::from_u128(8), later, later, Payload::RowChange(read)).unwrap_err();
+    assert!(err.to_string().contains("commit time"), "{err}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! The pipeline's components as child processes: relay, batcher and pipe, each started against
+//! The pipeline's components as child processes: relay, batcher and pipe (and the cdc when the
+//! scenario has an `[oltp]` workload), each started against
 //! the stack with `--stack`, its logs in a file and its counters in a `--metrics-file`, and
 //! stopped with SIGTERM (as an orchestrator would), so each flushes and writes final counters.
 
@@ -13,7 +14,7 @@ use synth::Scenario;
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
     #[error(
-        "the {name} binary is missing at {}: build it with `cargo build -p relay -p batcher -p pipe --bins`",
+        "the {name} binary is missing at {}: build it with `cargo build -p relay -p batcher -p pipe -p cdc --bins`",
         path.display()
     )]
     Missing { name: &'static str, path: PathBuf },
@@ -63,7 +64,7 @@ fn flags(component: Component, scenario: &Scenario) -> Vec<String> {
                 synth::FileFormat::Parquet => "parquet".into(),
             },
         ],
-        Component::Pipe => Vec::new(),
+        Component::Pipe | Component::Cdc => Vec::new(),
     }
 }
 
@@ -89,7 +90,7 @@ impl ComponentOptions {
         };
         flag("--aws-endpoint-url", &self.aws_endpoint_url);
         match component {
-            Component::Relay => flag("--amqp-url", &self.amqp_url),
+            Component::Relay | Component::Cdc => flag("--amqp-url", &self.amqp_url),
             Component::Batcher => {}
             Component::Pipe => {
                 flag("--snowflake-url", &self.snowflake_url);
@@ -109,6 +110,7 @@ pub struct ComponentBinaries {
     pub relay: PathBuf,
     pub batcher: PathBuf,
     pub pipe: PathBuf,
+    pub cdc: PathBuf,
 }
 
 impl ComponentBinaries {
@@ -119,6 +121,7 @@ impl ComponentBinaries {
             relay: exe(Component::Relay),
             batcher: exe(Component::Batcher),
             pipe: exe(Component::Pipe),
+            cdc: exe(Component::Cdc),
         }
     }
 
@@ -135,12 +138,13 @@ impl ComponentBinaries {
             .and_then(Path::parent)
             .unwrap_or_else(|| Path::new("."));
         let binaries = Self::in_dir(dir);
-        binaries.check()?;
+        binaries.check(&Component::PIPELINE)?;
         Ok(binaries)
     }
 
-    pub fn check(&self) -> Result<(), ComponentError> {
-        for component in Component::ALL {
+    /// Each of `components` has its executable.
+    pub fn check(&self, components: &[Component]) -> Result<(), ComponentError> {
+        for &component in components {
             let path = self.path(component);
             if !path.is_file() {
                 return Err(ComponentError::Missing {
@@ -157,6 +161,7 @@ impl ComponentBinaries {
             Component::Relay => &self.relay,
             Component::Batcher => &self.batcher,
             Component::Pipe => &self.pipe,
+            Component::Cdc => &self.cdc,
         }
     }
 }
@@ -179,6 +184,7 @@ pub struct ComponentMetrics {
     pub relay: Option<relay::MetricsSnapshot>,
     pub batcher: Option<batcher::MetricsSnapshot>,
     pub pipe: Option<pipe::MetricsSnapshot>,
+    pub cdc: Option<cdc::MetricsSnapshot>,
 }
 
 impl ComponentMetrics {
@@ -199,6 +205,7 @@ impl ComponentMetrics {
                 batcher::MetricsSnapshot::plus,
             ),
             pipe: both(&self.pipe, &earlier.pipe, pipe::MetricsSnapshot::plus),
+            cdc: both(&self.cdc, &earlier.cdc, cdc::MetricsSnapshot::plus),
         }
     }
 }
@@ -220,6 +227,7 @@ fn read_file(component: Component, path: &Path) -> ComponentMetrics {
         Component::Relay => out.relay = serde_json::from_slice(&bytes).ok(),
         Component::Batcher => out.batcher = serde_json::from_slice(&bytes).ok(),
         Component::Pipe => out.pipe = serde_json::from_slice(&bytes).ok(),
+        Component::Cdc => out.cdc = serde_json::from_slice(&bytes).ok(),
     }
     out
 }
@@ -279,8 +287,8 @@ fn signal(pid: u32, signal: i32) {
 }
 
 impl Components {
-    /// Starts relay, batcher and pipe against `stack` (whose state lives under `root`), with
-    /// logs and metrics files in `work_dir`.
+    /// Starts the scenario's components ([`Scenario::components`]) against `stack` (whose state
+    /// lives under `root`), with logs and metrics files in `work_dir`.
     pub fn start(
         binaries: &ComponentBinaries,
         root: &Path,
@@ -289,13 +297,14 @@ impl Components {
         work_dir: &Path,
         options: &ComponentOptions,
     ) -> Result<Self, ComponentError> {
-        binaries.check()?;
+        let components = scenario.components();
+        binaries.check(&components)?;
         std::fs::create_dir_all(work_dir).map_err(|source| ComponentError::Io {
             context: format!("creating {}", work_dir.display()),
             source,
         })?;
         let mut children = Vec::new();
-        for component in Component::ALL {
+        for component in components {
             let (name, path) = (component.name(), binaries.path(component));
             let metrics = work_dir.join(format!("{name}.metrics.json"));
             let log = work_dir.join(format!("{name}.log"));
@@ -338,7 +347,12 @@ impl Components {
         self.children
             .iter_mut()
             .find(|c| c.component == component)
-            .expect("every component is started")
+            .expect("faults name only components the run started (checked with the scenario)")
+    }
+
+    /// Whether this run started `component`.
+    pub fn runs(&self, component: Component) -> bool {
+        self.children.iter().any(|c| c.component == component)
     }
 
     /// SIGKILL, as a crash would; its counters so far are kept for its successor.

@@ -15,6 +15,8 @@ pub struct Observed {
     pub components: ComponentMetrics,
     pub queues: QueueDepths,
     pub raw_stream: RawCount,
+    /// RAW.CDC_CHANGES (looked at only when the run has a workload).
+    pub raw_cdc: RawCount,
     /// A component was restarted, or a fault cut its connections, during the run: its counters
     /// then miss what it did in its last second, or count redelivered bodies twice, so the hops
     /// are judged by their queues instead.
@@ -34,7 +36,7 @@ impl Expect {
     pub fn caught_up(&self, hops: &Observed) -> [bool; 3] {
         let q = &hops.queues;
         let relay = hops.components.relay.as_ref().is_some_and(|r| {
-            if hops.restarted {
+            if hops.restarted || self.cdc_changes.is_some() {
                 // Redelivered bodies are counted again by `received`: the source queues are
                 // what says whether the relay has taken everything.
                 return q.rabbit_ready == 0;
@@ -44,7 +46,10 @@ impl Expect {
         let batcher = relay && q.ingest.is_empty();
         let pipe = batcher
             && q.notify.is_empty()
-            && hops.raw_stream.distinct_events >= self.stream_distinct;
+            && hops.raw_stream.distinct_events >= self.stream_distinct
+            && self
+                .cdc_changes
+                .is_none_or(|n| hops.raw_cdc.distinct_events >= n);
         [relay, batcher, pipe]
     }
 }
@@ -93,18 +98,27 @@ pub async fn drain(
         // a hop not yet drained, not a failed run; the timeout still bounds the wait.
         let looked = tokio::try_join!(
             async { queues.depths().await.map_err(|e| e.to_string()) },
+            // One warehouse session answers one statement at a time: the counts go in turn.
             async {
-                warehouse::raw_count(sf, "EVENTS_STREAM")
+                let stream = warehouse::raw_count(sf, "EVENTS_STREAM")
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string())?;
+                let cdc = match expect.cdc_changes {
+                    Some(_) => warehouse::raw_count(sf, "CDC_CHANGES")
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    None => RawCount::default(),
+                };
+                Ok::<_, String>((stream, cdc))
             },
         );
         let gap = match looked {
-            Ok((queue_depths, raw_stream)) => {
+            Ok((queue_depths, (raw_stream, raw_cdc))) => {
                 out.observed = Observed {
                     components: components.metrics(),
                     queues: queue_depths,
                     raw_stream,
+                    raw_cdc,
                     restarted: components.restarted(),
                 };
                 for (hop, ok) in expect.caught_up(&out.observed).into_iter().enumerate() {
@@ -142,6 +156,9 @@ pub struct Expect {
     pub poison: u64,
     /// Distinct streamed events: they must all be in RAW.EVENTS_STREAM.
     pub stream_distinct: u64,
+    /// With a workload: distinct row changes (snapshot reads and changes) that must all be in
+    /// RAW.CDC_CHANGES.
+    pub cdc_changes: Option<u64>,
 }
 
 impl Expect {
@@ -151,7 +168,9 @@ impl Expect {
         let Some(relay) = &hops.components.relay else {
             return Some("the relay has not reported yet".into());
         };
-        let behind = if hops.restarted {
+        // The cdc publishes beside the harness: with it, the source queues say what is left.
+        let by_queues = hops.restarted || self.cdc_changes.is_some();
+        let behind = if by_queues {
             q.rabbit_ready > 0
         } else {
             relay.received < self.published
@@ -162,7 +181,7 @@ impl Expect {
                 relay.received, self.published, q.rabbit_ready
             ));
         }
-        if !hops.restarted && relay.forwarded + relay.dead_lettered < relay.received {
+        if !by_queues && relay.forwarded + relay.dead_lettered < relay.received {
             return Some(format!(
                 "relay -> SQS: {} received, {} forwarded, {} dead-lettered",
                 relay.received, relay.forwarded, relay.dead_lettered
@@ -184,6 +203,17 @@ impl Expect {
             return Some(format!(
                 "pipe -> RAW: {} of {} streamed events loaded, every queue empty",
                 hops.raw_stream.distinct_events, self.stream_distinct
+            ));
+        }
+        if let Some(expected) = self.cdc_changes
+            && hops.raw_cdc.distinct_events < expected
+        {
+            let cdc = hops.components.cdc.as_ref();
+            return Some(format!(
+                "cdc -> RAW.CDC_CHANGES: {} of {expected} row changes loaded ({} published, {} confirmed by the broker)",
+                hops.raw_cdc.distinct_events,
+                cdc.map_or(0, |c| c.snapshot_rows + c.changes),
+                cdc.map_or(0, |c| c.confirmed_changes),
             ));
         }
         None
@@ -250,6 +280,24 @@ pub fn hop_table(expect: &Expect, hops: &Observed) -> String {
             hops.raw_stream.rows, hops.raw_stream.distinct_events, expect.stream_distinct
         ),
     );
+    if let Some(expected) = expect.cdc_changes {
+        line(
+            "cdc",
+            m.cdc.as_ref().map_or("no metrics yet".into(), |c| {
+                format!(
+                    "{} snapshot rows and {} changes published, {} confirmed, {} restarts",
+                    c.snapshot_rows, c.changes, c.confirmed_changes, c.restarts
+                )
+            }),
+        );
+        line(
+            "RAW.CDC_CHANGES",
+            format!(
+                "{} rows, {} of {expected} row changes",
+                hops.raw_cdc.rows, hops.raw_cdc.distinct_events
+            ),
+        );
+    }
     out
 }
 
@@ -264,6 +312,7 @@ mod tests {
             published: 100,
             poison: 2,
             stream_distinct: 95,
+            cdc_changes: None,
         };
         let mut hops = Observed::default();
         hops.components.relay = Some(relay::MetricsSnapshot {
@@ -363,6 +412,22 @@ mod tests {
                 .unwrap()
                 .contains("(5 ready in the source queues)")
         );
+    }
+
+    #[test]
+    fn with_a_workload_the_run_waits_for_every_row_change() {
+        let (mut expect, mut hops) = caught_up();
+        expect.cdc_changes = Some(50);
+        // The cdc's messages count in `received`: the queues judge the relay instead.
+        hops.components.relay.as_mut().unwrap().received = 140;
+        hops.raw_cdc.distinct_events = 49;
+        assert_eq!(expect.caught_up(&hops), [true, true, false]);
+        let gap = expect.first_gap(&hops).unwrap();
+        assert!(gap.contains("49 of 50 row changes loaded"), "{gap}");
+        hops.raw_cdc.distinct_events = 50;
+        assert_eq!(expect.caught_up(&hops), [true, true, true]);
+        assert_eq!(expect.first_gap(&hops), None);
+        assert!(hop_table(&expect, &hops).contains("RAW.CDC_CHANGES"));
     }
 
     #[test]

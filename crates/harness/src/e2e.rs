@@ -16,12 +16,14 @@ use stack::StackName;
 use synth::chaos::Fault;
 use synth::{Generator, Scenario};
 
+use crate::changelog::{self, ChangelogCheck, ChangelogError};
 use crate::chaos::nemesis::{self, FaultRecord, Proxies, Targets, Tracker};
 use crate::components::{ComponentBinaries, ComponentError, ComponentMetrics, ComponentOptions};
 use crate::dbt::{Dbt, DbtCommand, DbtConfig, DbtError, DbtReport};
 use crate::diff::{MartsDiff, diff_marts};
 use crate::drain::{DrainError, Expect, Observed, drain};
 use crate::mart::Marts;
+use crate::oltp::{Applied, Driver, WorkloadError};
 use crate::oracle::expected_marts;
 use crate::publish::{Pacing, PublishConfig, PublishError, PublishReport, publish};
 use crate::queues::{QueueDepths, QueueError};
@@ -44,6 +46,12 @@ pub enum E2eError {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Dbt(#[from] DbtError),
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    #[error(transparent)]
+    Changelog(#[from] ChangelogError),
+    #[error("the cdc slot: {0}")]
+    Cdc(#[from] cdc::CdcError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -107,6 +115,9 @@ pub struct Produced {
     pub duplicates: u64,
     pub late: u64,
     pub poison: u64,
+    /// Events that revise an earlier key, and of those the ones that arrive superseded.
+    pub revisions: u64,
+    pub superseded: u64,
     /// Stream events also placed in the history.
     pub overlap: u64,
     /// Distinct event ids over history and stream: the rows staging must keep.
@@ -143,6 +154,8 @@ pub struct RunReport {
     pub marts: Option<Marts>,
     /// Each fault of the schedule as it happened, with its recovery and the duplicates it caused.
     pub faults: Vec<FaultRecord>,
+    /// The OLTP workload and the change log, when the scenario has one.
+    pub cdc: Option<CdcReport>,
     /// Files the pipe recorded as loaded more than once (must be none).
     pub loaded_twice: Vec<String>,
     /// Produced events missing from RAW, and RAW events the run never produced (first few).
@@ -150,6 +163,16 @@ pub struct RunReport {
     pub unexpected: Vec<String>,
     /// Everything that makes the run fail, one line each.
     pub problems: Vec<String>,
+}
+
+/// The change-data-capture part of a run.
+pub struct CdcReport {
+    pub applied: Applied,
+    /// Rows the cdc's initial snapshot read, and how long from its start to its record.
+    pub snapshot_rows: i64,
+    pub snapshot_time: Duration,
+    /// The change log against the source (None when the run stopped before dbt).
+    pub check: Option<ChangelogCheck>,
 }
 
 impl RunReport {
@@ -228,6 +251,8 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         duplicates: stats.duplicates,
         late: stats.late,
         poison: stats.poison,
+        revisions: stats.revisions,
+        superseded: stats.superseded,
         overlap: overlap.len() as u64,
         distinct: expected.distinct_events,
     };
@@ -258,6 +283,22 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         backfill_time.as_secs_f64()
     ));
 
+    // The operational workload: a fresh slot, empty tables, then the rows its snapshot reads.
+    let mut workload = synth::oltp::Workload::new(scenario, Some(seed));
+    let mut driver = None;
+    if let Some(workload) = workload.as_mut() {
+        cdc::slot::reset(&session.pg, cdc::DEFAULT_SLOT).await?;
+        Driver::reset(&session.pg).await?;
+        let mut d = Driver::connect(&session.state.postgres.url).await?;
+        d.initial(workload).await?;
+        progress(&format!(
+            "workload: {} rows in shop.customers and shop.order_status for the cdc's snapshot",
+            workload.stats().initial_rows
+        ));
+        driver = Some(d);
+    }
+    clock.lap("workload setup");
+
     // The components, then the stream.
     let work_dir = session.state.dir.join("e2e");
     let proxies = Proxies::for_faults(&session.state, &config.chaos)
@@ -272,10 +313,16 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         &work_dir,
         &proxies.options(&session.state, ComponentOptions::default()),
     )?;
+    let names: Vec<&str> = scenario.components().iter().map(|c| c.name()).collect();
     progress(&format!(
-        "started relay, batcher and pipe (logs and metrics in {})",
+        "started {} (logs and metrics in {})",
+        names.join(", "),
         work_dir.display()
     ));
+    let snapshot = match &workload {
+        Some(_) => Some(wait_for_snapshot(&session, &mut components, progress).await?),
+        None => None,
+    };
     let total = stats.stream_events() + stats.duplicates + stats.poison;
     let mut publish_config = PublishConfig::new(session.state.rabbitmq.amqp_url.clone());
     publish_config.pacing = config.pacing;
@@ -292,8 +339,22 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     let schedule_start = Instant::now();
     let done = tokio::sync::Notify::new();
     let mut say = |line: &str| progress(line);
-    // The stream and the fault schedule together; the tracker watches until both are over.
+    // The stream, the workload and the fault schedule together; the tracker watches until all
+    // are over.
     let mut stream_generator = Generator::new(scenario, Some(seed));
+    let applying = async {
+        match (workload.as_mut(), driver.take()) {
+            (Some(workload), Some(mut driver)) => {
+                driver
+                    .run(workload, schedule_start, |n| {
+                        progress(&format!("  workload: {n} transactions committed"))
+                    })
+                    .await?;
+                driver.finish().await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    };
     let work = async {
         let both = tokio::join!(
             publish(&publish_config, stream_generator.stream(), |n| {
@@ -320,8 +381,10 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
                 .await;
         }
     };
-    let ((published, mut faults), ()) = tokio::join!(work, tracking);
+    let (((published, mut faults), ()), applied) =
+        tokio::join!(async { tokio::join!(work, tracking) }, applying);
     hops.published = published?;
+    let applied: Option<Applied> = applied?;
     let stream_time = clock.lap("stream");
     progress(&format!(
         "stream: published {} bodies in {:.1}s ({:.0}/s)",
@@ -335,6 +398,7 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         published: hops.published.published,
         poison: produced.poison,
         stream_distinct: produced.stream,
+        cdc_changes: applied.as_ref().map(Applied::row_changes),
     };
     let mut last_progress = Instant::now();
     let done = tokio::sync::Notify::new();
@@ -416,6 +480,15 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         partitions: None,
         marts: None,
         faults,
+        cdc: applied.map(|applied| {
+            let (snapshot_rows, snapshot_time) = snapshot.unwrap_or_default();
+            CdcReport {
+                applied,
+                snapshot_rows,
+                snapshot_time,
+                check: None,
+            }
+        }),
         loaded_twice: Vec::new(),
         lost: Vec::new(),
         unexpected: Vec::new(),
@@ -516,6 +589,38 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
             .push(format!("... {} misplaced events in all", misplaced.len()));
     }
     report.partitions = Some((checked, misplaced));
+    if let Some(cdc) = report.cdc.as_mut() {
+        let check = changelog::check(
+            &session.pg,
+            &session.sf,
+            &cdc.applied,
+            &expected.marts.fct_orders,
+        )
+        .await?;
+        for t in check.diff.tables.iter().filter(|t| !t.is_match()) {
+            report.problems.push(format!(
+                "{} differs from the source: {} missing, {} unexpected, {} changed, {} repeated keys",
+                t.table,
+                t.missing.len(),
+                t.unexpected.len(),
+                t.changed.len(),
+                t.repeated.len()
+            ));
+        }
+        for (lsn, changes, size) in check.partial.iter().take(5) {
+            report.problems.push(format!(
+                "the transaction committed at LSN {lsn} is in RAW.CDC_CHANGES in part: {changes} of its {size} changes"
+            ));
+        }
+        let expected_changes = cdc.applied.row_changes();
+        if check.raw.distinct_events < expected_changes {
+            report.problems.push(format!(
+                "RAW.CDC_CHANGES holds {} distinct row changes; the workload made {expected_changes}",
+                check.raw.distinct_events
+            ));
+        }
+        cdc.check = Some(check);
+    }
     let dead_lettered = report
         .hops
         .components
@@ -551,6 +656,40 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     Ok(report)
 }
 
+/// Waits for the cdc to record its initial snapshot (the workload starts after it, so the
+/// snapshot and the stream split the rows cleanly); a cdc that exits is an error with its log.
+async fn wait_for_snapshot(
+    session: &Session,
+    components: &mut crate::components::Components,
+    progress: &dyn Fn(&str),
+) -> Result<(i64, Duration), E2eError> {
+    let started = Instant::now();
+    let limit = Duration::from_secs(120);
+    loop {
+        components.check_running()?;
+        if let Some(record) = cdc::slot::snapshot_record(&session.pg, cdc::DEFAULT_SLOT).await? {
+            let took = started.elapsed();
+            progress(&format!(
+                "cdc: initial snapshot of {} rows confirmed by the broker in {:.1}s (consistent point {})",
+                record.rows_read,
+                took.as_secs_f64(),
+                record.consistent_point
+            ));
+            return Ok((record.rows_read, took));
+        }
+        if started.elapsed() > limit {
+            return Err(E2eError::Io {
+                context: format!(
+                    "the cdc recorded no snapshot within {limit:?} (see its log in {})",
+                    session.state.dir.join("e2e/cdc.log").display()
+                ),
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// What quiescence waits for.
 impl std::fmt::Display for RunReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -563,6 +702,11 @@ impl std::fmt::Display for RunReport {
             f,
             "  produced      {} history + {} stream ({} late), {} duplicates, {} poison; {} stream events also in history",
             p.history, p.stream, p.late, p.duplicates, p.poison, p.overlap
+        )?;
+        writeln!(
+            f,
+            "  revisions     {} events revise an earlier key ({} arrive after the event that supersedes them)",
+            p.revisions, p.superseded
         )?;
         writeln!(
             f,
@@ -610,6 +754,51 @@ impl std::fmt::Display for RunReport {
                 h.published.republished, h.published.reconnects
             )?;
         }
+        if let Some(cdc) = &self.cdc {
+            let w = &cdc.applied.stats;
+            writeln!(f, "change data capture")?;
+            writeln!(
+                f,
+                "  workload      {} rows before the cdc started, then {} transactions: {} inserts, {} updates, {} deletes ({} started late)",
+                w.initial_rows, w.transactions, w.inserts, w.updates, w.deletes, cdc.applied.behind
+            )?;
+            writeln!(
+                f,
+                "  snapshot      {} rows read and confirmed in {:.1}s",
+                cdc.snapshot_rows,
+                cdc.snapshot_time.as_secs_f64()
+            )?;
+            if let Some(c) = &m.cdc {
+                let latency = c
+                    .commit_to_confirm_us
+                    .decode()
+                    .ok()
+                    .filter(|h| !h.is_empty());
+                writeln!(
+                    f,
+                    "  captured      {} changes in {} transactions published, {} confirmed; {} restarts{}",
+                    c.changes,
+                    c.transactions,
+                    c.confirmed_changes,
+                    c.restarts,
+                    latency.map_or(String::new(), |h| format!(
+                        "; commit to broker confirm p50 {:.1} ms, p99 {:.1} ms",
+                        h.value_at_quantile(0.5) as f64 / 1000.0,
+                        h.value_at_quantile(0.99) as f64 / 1000.0
+                    ))
+                )?;
+            }
+            if let Some(check) = &cdc.check {
+                writeln!(
+                    f,
+                    "  change log    {} RAW rows -> {} distinct row changes (the workload made {}); {} partial transactions",
+                    check.raw.rows,
+                    check.raw.distinct_events,
+                    cdc.applied.row_changes(),
+                    check.partial.len()
+                )?;
+            }
+        }
         if !self.faults.is_empty() {
             writeln!(f, "faults")?;
             for r in &self.faults {
@@ -642,6 +831,15 @@ impl std::fmt::Display for RunReport {
                 misplaced.len()
             )?;
         }
+        if let Some(check) = self.cdc.as_ref().and_then(|c| c.check.as_ref()) {
+            writeln!(
+                f,
+                "change log vs the source (PostgreSQL and the workload's history)"
+            )?;
+            for line in check.diff.to_string().lines() {
+                writeln!(f, "  {line}")?;
+            }
+        }
         writeln!(f, "phases")?;
         for phase in &self.phases {
             writeln!(
@@ -660,7 +858,12 @@ impl std::fmt::Display for RunReport {
             )?;
         }
         if self.passed() {
-            writeln!(f, "PASS: the marts match the oracle")
+            let also = if self.cdc.is_some() {
+                ", and the change log matches the source"
+            } else {
+                ""
+            };
+            writeln!(f, "PASS: the marts match the oracle{also}")
         } else {
             writeln!(f, "FAIL:")?;
             for problem in &self.problems {

@@ -8,6 +8,7 @@
 //! - [`load`] drives one through the real components and measures it: throughput against
 //!   same-run baselines, freshness end to end and per hop, backlog, resources, gates, reports.
 
+pub mod changelog;
 pub mod chaos;
 pub mod components;
 pub mod dbt;
@@ -16,6 +17,7 @@ pub mod drain;
 pub mod e2e;
 pub mod load;
 pub mod mart;
+pub mod oltp;
 pub mod oracle;
 pub mod procfs;
 pub mod publish;

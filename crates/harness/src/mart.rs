@@ -14,6 +14,7 @@ pub const RATIO_TOLERANCE: f64 = 1e-6;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Int,
+    Bool,
     Text,
     Date,
     Timestamp,
@@ -24,6 +25,7 @@ pub enum Kind {
 pub enum Cell {
     Null,
     Int(i64),
+    Bool(bool),
     Text(String),
     Date(NaiveDate),
     /// UTC, microsecond precision.
@@ -36,6 +38,7 @@ impl PartialEq for Cell {
         match (self, other) {
             (Cell::Null, Cell::Null) => true,
             (Cell::Int(a), Cell::Int(b)) => a == b,
+            (Cell::Bool(a), Cell::Bool(b)) => a == b,
             (Cell::Text(a), Cell::Text(b)) => a == b,
             (Cell::Date(a), Cell::Date(b)) => a == b,
             (Cell::Timestamp(a), Cell::Timestamp(b)) => a == b,
@@ -50,6 +53,7 @@ impl fmt::Display for Cell {
         match self {
             Cell::Null => f.write_str("NULL"),
             Cell::Int(v) => write!(f, "{v}"),
+            Cell::Bool(v) => write!(f, "{v}"),
             Cell::Text(v) => f.write_str(v),
             Cell::Date(v) => write!(f, "{}", v.format("%Y-%m-%d")),
             Cell::Timestamp(v) => write!(f, "{}", v.format("%Y-%m-%dT%H:%M:%S%.6f")),
@@ -111,6 +115,8 @@ pub const FCT_ORDERS: MartSpec = MartSpec {
         col("AMOUNT_CENTS", Kind::Int),
         col("ORDERED_AT", Kind::Timestamp),
         col("ORDERED_DATE", Kind::Date),
+        col("IS_CANCELLED", Kind::Bool),
+        col("CANCELLED_AT", Kind::Timestamp),
     ],
     key_len: 2,
 };
@@ -134,6 +140,69 @@ pub const FCT_BATCH_PERFORMANCE: MartSpec = MartSpec {
 };
 
 pub const ALL: [&MartSpec; 3] = [&DIM_CARD, &FCT_ORDERS, &FCT_BATCH_PERFORMANCE];
+
+/// The change log's models: current state (compared with the source tables), the SCD2 history
+/// (compared with the workload's) and order status joined to the order facts.
+pub const CUSTOMERS_CURRENT: MartSpec = MartSpec {
+    table: "CUSTOMERS_CURRENT",
+    columns: &[
+        col("CUSTOMER_ID", Kind::Text),
+        col("NAME", Kind::Text),
+        col("EMAIL", Kind::Text),
+        col("COUNTRY", Kind::Text),
+        col("TIER", Kind::Text),
+        col("UPDATED_AT", Kind::Timestamp),
+    ],
+    key_len: 1,
+};
+
+pub const ORDER_STATUS_CURRENT: MartSpec = MartSpec {
+    table: "ORDER_STATUS_CURRENT",
+    columns: &[
+        col("ORDER_ID", Kind::Text),
+        col("STATUS", Kind::Text),
+        col("UPDATED_AT", Kind::Timestamp),
+    ],
+    key_len: 1,
+};
+
+pub const DIM_CUSTOMER: MartSpec = MartSpec {
+    table: "DIM_CUSTOMER",
+    columns: &[
+        col("CUSTOMER_ID", Kind::Text),
+        col("VALID_FROM", Kind::Timestamp),
+        col("NAME", Kind::Text),
+        col("EMAIL", Kind::Text),
+        col("COUNTRY", Kind::Text),
+        col("TIER", Kind::Text),
+        col("VALID_TO", Kind::Timestamp),
+        col("IS_CURRENT", Kind::Bool),
+        col("IS_DELETED", Kind::Bool),
+    ],
+    key_len: 2,
+};
+
+pub const FCT_ORDER_STATUS: MartSpec = MartSpec {
+    table: "FCT_ORDER_STATUS",
+    columns: &[
+        col("ORDER_ID", Kind::Text),
+        col("STATUS", Kind::Text),
+        col("STATUS_UPDATED_AT", Kind::Timestamp),
+        col("CUSTOMER_ID", Kind::Text),
+        col("LINES", Kind::Int),
+        col("UNITS", Kind::Int),
+        col("AMOUNT_CENTS", Kind::Int),
+        col("CANCELLED_BY_EVENT", Kind::Bool),
+    ],
+    key_len: 1,
+};
+
+pub const CDC: [&MartSpec; 4] = [
+    &CUSTOMERS_CURRENT,
+    &ORDER_STATUS_CURRENT,
+    &DIM_CUSTOMER,
+    &FCT_ORDER_STATUS,
+];
 
 /// The grain of a row, in a form that sorts naturally (line numbers are zero-padded).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -2,8 +2,11 @@
 //! produced, with the rules the dbt models state in SQL:
 //! - one event per `event_id` (copies are identical; a copy with another payload is a conflict);
 //! - per business key (card, order, batch) the latest event wins, ordered by event time, then
-//!   produce time, then event id;
+//!   produce time, then event id, whatever order the events arrived in;
 //! - a card's `first_seen_at` is its earliest catalog event time;
+//! - an order's header is its `order_created` event's; its lines are those of its latest
+//!   `order_created` or `order_amended` event; any `order_cancelled` cancels it (terminal), at
+//!   the latest cancellation's event time;
 //! - order lines are numbered from 1 in event order; amounts are quantity x unit price in cents;
 //! - rates are produced / planned and defective / produced; duration is whole seconds / 3600.
 
@@ -65,6 +68,8 @@ pub fn expected_marts<'a>(events: impl IntoIterator<Item = &'a Event>) -> Expect
 
     let mut cards: HashMap<&str, (&Event, DateTime<Utc>)> = HashMap::new();
     let mut orders: HashMap<&str, &Event> = HashMap::new();
+    let mut order_lines: HashMap<&str, &Event> = HashMap::new();
+    let mut cancellations: HashMap<&str, &Event> = HashMap::new();
     let mut batches: HashMap<&str, &Event> = HashMap::new();
     for (event, _) in by_id.values() {
         match event.payload() {
@@ -77,8 +82,15 @@ pub fn expected_marts<'a>(events: impl IntoIterator<Item = &'a Event>) -> Expect
                     slot.0 = event;
                 }
             }
-            Payload::OrderCreated(order) => latest(&mut orders, &order.order_id, event),
+            Payload::OrderCreated(order) => {
+                latest(&mut orders, &order.order_id, event);
+                latest(&mut order_lines, &order.order_id, event);
+            }
+            Payload::OrderAmended(amended) => latest(&mut order_lines, &amended.order_id, event),
+            Payload::OrderCancelled(c) => latest(&mut cancellations, &c.order_id, event),
             Payload::ManufacturingBatch(batch) => latest(&mut batches, &batch.batch_id, event),
+            // Row changes travel the CDC path; their oracle is the source database.
+            Payload::RowChange(_) => {}
         }
     }
 
@@ -102,12 +114,18 @@ pub fn expected_marts<'a>(events: impl IntoIterator<Item = &'a Event>) -> Expect
             ts(*first_seen),
         ]);
     }
-    for event in orders.values() {
+    for (order_id, event) in &orders {
         let Payload::OrderCreated(o) = event.payload() else {
             unreachable!("grouped by type")
         };
         let ordered_at = proto_ts(&o.ordered_at);
-        for (i, line) in o.lines.iter().enumerate() {
+        let lines = match order_lines[order_id].payload() {
+            Payload::OrderCreated(created) => &created.lines,
+            Payload::OrderAmended(amended) => &amended.lines,
+            _ => unreachable!("grouped by type"),
+        };
+        let cancelled_at = cancellations.get(order_id).map(|c| ts(c.occurred_at()));
+        for (i, line) in lines.iter().enumerate() {
             marts.table_mut(&FCT_ORDERS).insert(vec![
                 text(&o.order_id),
                 Cell::Int(i as i64 + 1),
@@ -120,6 +138,8 @@ pub fn expected_marts<'a>(events: impl IntoIterator<Item = &'a Event>) -> Expect
                 Cell::Int(i64::from(line.quantity) * line.unit_price_cents),
                 Cell::Timestamp(ordered_at),
                 Cell::Date(ordered_at.date()),
+                Cell::Bool(cancelled_at.is_some()),
+                cancelled_at.clone().unwrap_or(Cell::Null),
             ]);
         }
     }
@@ -170,7 +190,7 @@ fn ratio(numerator: u32, denominator: u32) -> Cell {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use events::{CardCatalogCreated, OrderCreated, OrderLine};
+    use events::{CardCatalogCreated, OrderAmended, OrderCancelled, OrderCreated, OrderLine};
 
     use super::*;
 
@@ -211,6 +231,120 @@ mod tests {
         let row = expected.marts.dim_card.rows.values().next().unwrap();
         assert_eq!(row[6], Cell::Int(30));
         assert_eq!(row[8], ts(at(50)));
+    }
+
+    fn line(card: &str, quantity: u32) -> OrderLine {
+        OrderLine {
+            card_id: card.into(),
+            quantity,
+            unit_price_cents: 100,
+        }
+    }
+
+    fn order_event(id: u128, t: i64, produced: i64, payload: Payload) -> Event {
+        Event::new(uuid::Uuid::from_u128(id), at(t), at(produced), payload).unwrap()
+    }
+
+    fn created(lines: Vec<OrderLine>) -> Payload {
+        Payload::OrderCreated(OrderCreated {
+            order_id: "ord-1".into(),
+            customer_id: "c".into(),
+            channel: "web".into(),
+            ship_country: "NL".into(),
+            ordered_at: Some(timestamp::to_proto(at(0))),
+            lines,
+        })
+    }
+
+    fn amended(lines: Vec<OrderLine>) -> Payload {
+        Payload::OrderAmended(OrderAmended {
+            order_id: "ord-1".into(),
+            lines,
+            reason: "customer_request".into(),
+        })
+    }
+
+    fn quantities(expected: &Expected) -> Vec<(i64, bool)> {
+        expected
+            .marts
+            .fct_orders
+            .rows
+            .values()
+            .map(|r| match (&r[6], &r[11]) {
+                (Cell::Int(q), Cell::Bool(c)) => (*q, *c),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_amendment_restates_the_lines_and_a_late_one_loses_to_a_later_event_time() {
+        // Arrival order: the order, an amendment at t=20, then one that happened at t=10 but
+        // arrived last. The t=20 lines hold.
+        let events = [
+            order_event(1, 0, 0, created(vec![line("card-1", 1), line("card-2", 2)])),
+            order_event(
+                2,
+                20,
+                20,
+                amended(vec![line("card-1", 3), line("card-2", 2)]),
+            ),
+            order_event(
+                3,
+                10,
+                30,
+                amended(vec![line("card-1", 4), line("card-2", 2)]),
+            ),
+        ];
+        assert_eq!(
+            quantities(&expected_marts(&events)),
+            [(3, false), (2, false)]
+        );
+        // The header stays the order's own: an amendment carries no customer.
+        let row = expected_marts(&events)
+            .marts
+            .fct_orders
+            .rows
+            .into_values()
+            .next()
+            .unwrap();
+        assert_eq!(row[3], Cell::Text("c".into()));
+    }
+
+    #[test]
+    fn a_cancellation_is_terminal_and_keeps_the_lines() {
+        let cancel = Payload::OrderCancelled(OrderCancelled {
+            order_id: "ord-1".into(),
+            reason: "payment_failed".into(),
+        });
+        let events = [
+            order_event(1, 0, 0, created(vec![line("card-1", 1)])),
+            order_event(2, 5, 40, cancel),
+            order_event(3, 20, 20, amended(vec![line("card-1", 2)])),
+        ];
+        let expected = expected_marts(&events);
+        assert_eq!(quantities(&expected), [(2, true)]);
+        let row = expected.marts.fct_orders.rows.values().next().unwrap();
+        assert_eq!(row[12], ts(at(5)));
+    }
+
+    #[test]
+    fn a_late_catalog_revision_arrives_superseded() {
+        let events = [
+            card("card-1", 1, 0, 10),
+            card("card-1", 2, 30, 20),
+            // Happened at t=20, arrived after the t=30 revision: it loses.
+            card("card-1", 3, 20, 30),
+        ];
+        let row = expected_marts(&events)
+            .marts
+            .dim_card
+            .rows
+            .into_values()
+            .next()
+            .unwrap();
+        assert_eq!(row[6], Cell::Int(20));
+        assert_eq!(row[8], ts(at(0)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use lapin::types::FieldTable;
 use stack::State;
 
 /// RabbitMQ queues the relay consumes.
-pub const SOURCE_QUEUES: [&str; 3] = ["cards", "orders", "manufacturing"];
+pub const SOURCE_QUEUES: [&str; 4] = ["cards", "orders", "manufacturing", "cdc"];
 /// Where rejected (poison) bodies end up (infra/rabbitmq/definitions.json).
 pub const DEAD_LETTER_QUEUE: &str = "dead-letter";
 
@@ -56,7 +56,7 @@ pub struct SqsDepths {
 /// One look at every queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueDepths {
-    /// Ready messages in the three source queues together.
+    /// Ready messages in the source queues together (the cdc queue included).
     pub rabbit_ready: u64,
     pub rabbit_dead_letter: u64,
     pub ingest: SqsDepth,

@@ -4,7 +4,7 @@
 use rawfiles::partition::PartitionKey;
 use snowflake::{Client, Value};
 
-use crate::mart::{Cell, Kind, MartSpec, Marts};
+use crate::mart::{Cell, Kind, MartSpec, Marts, Table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
@@ -35,24 +35,29 @@ pub const MARTS_SCHEMA: &str = "SLUICE.MARTS";
 pub async fn read_marts(sf: &Client) -> Result<Marts, WarehouseError> {
     let mut marts = Marts::empty();
     for spec in crate::mart::ALL {
-        let sql = format!(
-            "SELECT {} FROM {MARTS_SCHEMA}.{}",
-            spec.column_names().collect::<Vec<_>>().join(", "),
-            spec.table
-        );
-        let what = format!("reading {MARTS_SCHEMA}.{}", spec.table);
-        let rows = rows(sf, &sql, &what).await?;
-        let table = marts.table_mut(spec);
-        for values in rows {
-            let cells = values
-                .into_iter()
-                .zip(spec.columns)
-                .map(|(value, column)| cell(spec, column.name, column.kind, value))
-                .collect::<Result<Vec<_>, _>>()?;
-            table.insert(cells);
-        }
+        *marts.table_mut(spec) = read_table(sf, spec).await?;
     }
     Ok(marts)
+}
+
+/// Reads one model of the marts schema, by its spec's columns.
+pub async fn read_table(sf: &Client, spec: &'static MartSpec) -> Result<Table, WarehouseError> {
+    let sql = format!(
+        "SELECT {} FROM {MARTS_SCHEMA}.{}",
+        spec.column_names().collect::<Vec<_>>().join(", "),
+        spec.table
+    );
+    let what = format!("reading {MARTS_SCHEMA}.{}", spec.table);
+    let mut table = Table::new(spec);
+    for values in rows(sf, &sql, &what).await? {
+        let cells = values
+            .into_iter()
+            .zip(spec.columns)
+            .map(|(value, column)| cell(spec, column.name, column.kind, value))
+            .collect::<Result<Vec<_>, _>>()?;
+        table.insert(cells);
+    }
+    Ok(table)
 }
 
 fn cell(
@@ -76,6 +81,7 @@ fn cell(
             let v = text.strip_suffix(".0").unwrap_or(&text);
             Cell::Int(v.parse().map_err(|_| shape(&Value::Decimal(d)))?)
         }
+        (Kind::Bool, Value::Bool(v)) => Cell::Bool(v),
         (Kind::Text, Value::Text(v)) => Cell::Text(v),
         (Kind::Date, Value::Date(v)) => Cell::Date(v),
         (Kind::Timestamp, Value::TimestampNtz(v)) => Cell::Timestamp(v),
@@ -131,6 +137,31 @@ pub async fn raw_count(sf: &Client, table: &str) -> Result<RawCount, WarehouseEr
         rows: counts[0],
         distinct_events: counts[1],
     })
+}
+
+/// Transactions of the change log that arrived in part: `(commit LSN, changes, tx_size)` of
+/// each streamed transaction whose distinct changes in RAW.CDC_CHANGES are not its size.
+pub async fn partial_transactions(sf: &Client) -> Result<Vec<(String, u64, u64)>, WarehouseError> {
+    let rows = rows(
+        sf,
+        "SELECT c, COUNT(DISTINCT id), MAX(n) FROM ( \
+           SELECT EVENT:payload:source:commit_lsn::string AS c, EVENT:event_id::string AS id, \
+                  EVENT:payload:source:tx_size::int AS n \
+           FROM SLUICE.RAW.CDC_CHANGES WHERE EVENT:payload:op::string <> 'r') \
+         GROUP BY c HAVING COUNT(DISTINCT id) <> MAX(n) ORDER BY c",
+        "reading RAW.CDC_CHANGES for partial transactions",
+    )
+    .await?;
+    let n = |v: &Value| match v {
+        Value::Int(n) => (*n).max(0) as u64,
+        Value::Decimal(d) => d.to_string().parse().unwrap_or(0),
+        Value::Float(f) => *f as u64,
+        _ => 0,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| (r[0].to_string(), n(&r[1]), n(&r[2])))
+        .collect())
 }
 
 /// Distinct event ids over both RAW tables, and how many rows staging will drop as copies.
@@ -224,7 +255,12 @@ pub async fn raw_event_ids(
 /// Empties what a run writes to, so the warehouse holds exactly one run's events, and drops
 /// the marts, so none left from an earlier run can pass for this one's.
 pub async fn reset(sf: &Client) -> Result<(), WarehouseError> {
-    for table in ["EVENTS_STREAM", "EVENTS_BACKFILL", "LOAD_HISTORY"] {
+    for table in [
+        "EVENTS_STREAM",
+        "EVENTS_BACKFILL",
+        "CDC_CHANGES",
+        "LOAD_HISTORY",
+    ] {
         sf.execute(&format!("DELETE FROM SLUICE.RAW.{table}"), &[])
             .await
             .map_err(query_err(format!("emptying SLUICE.RAW.{table}")))?;
@@ -232,7 +268,7 @@ pub async fn reset(sf: &Client) -> Result<(), WarehouseError> {
     sf.execute(&format!("CREATE SCHEMA IF NOT EXISTS {MARTS_SCHEMA}"), &[])
         .await
         .map_err(query_err(format!("creating {MARTS_SCHEMA}")))?;
-    for spec in crate::mart::ALL {
+    for spec in crate::mart::ALL.into_iter().chain(crate::mart::CDC) {
         let table = format!("{MARTS_SCHEMA}.{}", spec.table);
         sf.execute(&format!("DROP TABLE IF EXISTS {table}"), &[])
             .await

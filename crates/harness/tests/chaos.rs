@@ -288,7 +288,11 @@ async fn random_fault_schedules_never_lose_an_event() {
     let _one = RUNS.lock().await;
     for seed in [3u64, 29] {
         let base = scenario(&format!("random-{seed}"), 24, 80, "");
-        let specs = synth::chaos::random(base.duration.expect("a duration").get(), seed);
+        let specs = synth::chaos::random(
+            base.duration.expect("a duration").get(),
+            seed,
+            &base.components(),
+        );
         let schedule = synth::chaos::to_toml(&specs);
         let mut with = base.clone();
         with.chaos = specs;

@@ -1,6 +1,8 @@
 //! End to end through the real components on a scratch native stack: the smoke scenario's
-//! marts equal the oracle and their snapshots, a dbt model without its dedup is caught with a
-//! row-level diff, and small random scenarios always give marts equal to the oracle.
+//! marts equal the oracle and their snapshots; dbt models without their dedup, or whose
+//! "latest wins" keeps the earliest or the last-emitted event, are caught with row-level diffs;
+//! and small random scenarios (revisions and late events included) always give marts equal to
+//! the oracle.
 //!
 //! The component binaries are the ones `cargo test --workspace` builds beside this test.
 
@@ -94,6 +96,116 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
         "order lines of copied events repeat:\n{diff}"
     );
     assert!(diff.to_string().contains("repeated   ord-"), "{diff}");
+
+    // "Latest wins" reversed (the earliest event per key wins): every mart has rows that
+    // revisions changed, so every mart differs from the oracle.
+    let diff = mutant_diff(
+        &stack,
+        marts,
+        "dbt-earliest-wins",
+        "order by occurred_at asc, produced_at asc, event_id asc",
+    )
+    .await;
+    for table in &diff.tables {
+        assert!(
+            !table.changed.is_empty() && table.missing.is_empty() && table.unexpected.is_empty(),
+            "{}: the earliest events show as changed rows:\n{diff}",
+            table.table
+        );
+    }
+    assert!(diff.to_string().contains("changed    card-"), "{diff}");
+}
+
+/// The latest-per-key rule of infra/dbt/macros/latest_per_key.sql.
+const LATEST_WINS: &str = "order by occurred_at desc, produced_at desc, event_id desc";
+
+/// Builds a copy of the models whose "latest wins" orders by `ordering` instead, on the same
+/// warehouse, and diffs its marts with the oracle's (`expected`).
+async fn mutant_diff(
+    stack: &ScratchStack,
+    expected: &harness::mart::Marts,
+    name: &str,
+    ordering: &str,
+) -> harness::diff::MartsDiff {
+    let dir = stack.state.dir.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root().join("infra/dbt"), &dir);
+    let macro_file = dir.join("macros/latest_per_key.sql");
+    let sql = std::fs::read_to_string(&macro_file).unwrap();
+    assert!(sql.contains(LATEST_WINS), "the rule moved: {sql}");
+    std::fs::write(&macro_file, sql.replace(LATEST_WINS, ordering)).unwrap();
+    let mut dbt_config = DbtConfig::for_stack(
+        &stack.state,
+        stack.state.dir.join(format!("{name}-work")),
+        true,
+    );
+    dbt_config.project_dir = dir;
+    let dbt = Dbt::new(dbt_config).unwrap();
+    let reports = dbt.invoke(&[DbtCommand::Run]).await.unwrap();
+    assert!(reports[0].ok(), "the mutant models build:\n{}", reports[0]);
+    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
+        .await
+        .unwrap();
+    let actual = harness::warehouse::read_marts(&sf).await.unwrap();
+    let diff = diff_marts(expected, &actual);
+    eprintln!("{name}:\n{diff}");
+    assert!(!diff.is_match(), "{name}: the mutant's marts must differ");
+    diff
+}
+
+/// Late revisions arrive after the revision that supersedes them (the generator counts them):
+/// the marts keep the latest by event time, and a model that lets the last-emitted event win
+/// is caught with changed rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_that_arrives_after_its_successor_loses() {
+    let stack = ScratchStack::shared().await;
+    let _one = RUNS.lock().await;
+    let toml = r#"name = "late-revisions"
+seed = 5
+start = "2026-04-01T12:00:00Z"
+duration = "8s"
+[rates]
+cards = 4
+orders = 60
+manufacturing = 12
+[faults]
+out_of_order_ratio = 0.3
+max_lateness = "10s"
+[revisions]
+card_updates = 0.5
+order_amendments = 0.2
+order_cancellations = 0.05
+batch_corrections = 0.4
+[history]
+events = 200
+span = "2d"
+[supply]
+constrained = true
+[pipeline]
+batch_size = 50
+batch_window = "300ms"
+"#;
+    let scenario = synth::Scenario::parse("late-revisions.toml", toml).unwrap();
+    let report = e2e(&stack, scenario, 0).await;
+    assert!(report.passed(), "{:#?}", report.problems);
+    assert!(
+        report.produced.superseded >= 10,
+        "the data must exercise the rule: {} revisions arrive superseded",
+        report.produced.superseded
+    );
+    let marts = report.marts.as_ref().expect("marts were read");
+    let diff = mutant_diff(
+        &stack,
+        marts,
+        "dbt-last-emitted-wins",
+        "order by produced_at desc, occurred_at desc, event_id desc",
+    )
+    .await;
+    let changed: usize = diff.tables.iter().map(|t| t.changed.len()).sum();
+    assert!(
+        changed > 0,
+        "superseded revisions show as changed rows:\n{diff}"
+    );
 }
 
 /// infra/dbt with the dedup taken out of stg_events.
@@ -133,6 +245,8 @@ struct Small {
     history: u32,
     overlap: u64,
     parquet: bool,
+    /// card_updates, order_amendments, order_cancellations, batch_corrections
+    revisions: (f64, f64, f64, f64),
 }
 
 impl Small {
@@ -151,6 +265,11 @@ duplicate_ratio = {d}
 out_of_order_ratio = {l}
 max_lateness = "90s"
 poison_ratio = 0.02
+[revisions]
+card_updates = {r0}
+order_amendments = {r1}
+order_cancellations = {r2}
+batch_corrections = {r3}
 [history]
 events = {h}
 span = "3d"
@@ -168,6 +287,10 @@ file_format = "{format}"
             d = self.duplicate_ratio,
             l = self.late_ratio,
             h = self.history,
+            r0 = self.revisions.0,
+            r1 = self.revisions.1,
+            r2 = self.revisions.2,
+            r3 = self.revisions.3,
             format = if self.parquet { "parquet" } else { "ndjson" },
         )
     }
@@ -182,9 +305,10 @@ fn small() -> impl Strategy<Value = Small> {
         0u32..300,
         0u64..20,
         any::<bool>(),
+        (0u32..50, 0u32..20, 0u32..10, 0u32..40),
     )
         .prop_map(
-            |(seed, rates, duplicate_ratio, late_ratio, history, overlap, parquet)| Small {
+            |(seed, rates, duplicate_ratio, late_ratio, history, overlap, parquet, r)| Small {
                 seed,
                 rates,
                 duplicate_ratio: (duplicate_ratio * 100.0).round() / 100.0,
@@ -192,6 +316,12 @@ fn small() -> impl Strategy<Value = Small> {
                 history,
                 overlap,
                 parquet,
+                revisions: (
+                    f64::from(r.0) / 100.0,
+                    f64::from(r.1) / 100.0,
+                    f64::from(r.2) / 100.0,
+                    f64::from(r.3) / 100.0,
+                ),
             },
         )
 }

@@ -1,4 +1,5 @@
-//! Loading notified objects into RAW.EVENTS_STREAM, at most once per key and ETag.
+//! Loading notified objects into RAW, at most once per key and ETag: business events into
+//! RAW.EVENTS_STREAM, row changes (files under `source=cdc/`) into RAW.CDC_CHANGES.
 //!
 //! Files are loaded in batches, as Snowpipe does: one history lookup for the batch, the objects
 //! downloaded concurrently, every line checked to be a JSON object (fakesnow answers a malformed
@@ -14,6 +15,7 @@ use std::collections::HashSet;
 use futures::StreamExt as _;
 use rawfiles::FileFormat;
 use rawfiles::notice::ObjectNotice;
+use rawfiles::partition::{LandingTable, PartitionKey, landing_table};
 use snowflake::{Binding, PutOptions, Value};
 
 use crate::PipeError;
@@ -344,16 +346,26 @@ impl Loader {
                     &[],
                 )
                 .await?;
-            let inserted = self
-                .client
-                .execute(
-                    &format!(
-                        "INSERT INTO SLUICE.RAW.EVENTS_STREAM (FILE_NAME, LOADED_AT, EVENT) \
-                         SELECT V:f::string, CURRENT_TIMESTAMP, V:e FROM {scratch}"
-                    ),
-                    &[],
-                )
-                .await?;
+            let mut inserted = 0;
+            for table in LandingTable::ALL {
+                let routed = prepared.iter().filter(|(_, p)| landing_of(&p.key) == table);
+                if routed.count() == 0 {
+                    continue;
+                }
+                inserted += self
+                    .client
+                    .execute(
+                        &format!(
+                            "INSERT INTO {} (FILE_NAME, LOADED_AT, EVENT) \
+                             SELECT V:f::string, CURRENT_TIMESTAMP, V:e FROM {scratch} \
+                             WHERE {}",
+                            table.table(),
+                            table.file_filter("V:f::string")
+                        ),
+                        &[],
+                    )
+                    .await?;
+            }
             if inserted != rows {
                 return Err(PipeError::RowCount {
                     keys: prepared.iter().map(|(_, p)| p.key.clone()).collect(),
@@ -393,6 +405,11 @@ impl Loader {
             .await?;
         Ok(())
     }
+}
+
+/// Where a file's rows land, by its source partition (business events when it has none).
+fn landing_of(key: &str) -> LandingTable {
+    PartitionKey::parse(key).map_or(LandingTable::EventsStream, |k| landing_table(k.source))
 }
 
 /// Every line of every prepared file as `{"f": <key>, "e": <line>}`: one stage file carries

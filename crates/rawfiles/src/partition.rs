@@ -15,6 +15,46 @@ pub struct PartitionKey {
     pub date: NaiveDate,
 }
 
+/// The RAW table a file's events land in: row changes in their own change log, business events
+/// together (as Snowpipe would with one pipe per table, split by the files' source prefix).
+pub fn landing_table(source: Source) -> LandingTable {
+    match source {
+        Source::Cdc => LandingTable::CdcChanges,
+        Source::Cards | Source::Orders | Source::Manufacturing => LandingTable::EventsStream,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LandingTable {
+    EventsStream,
+    CdcChanges,
+}
+
+impl LandingTable {
+    pub const ALL: [LandingTable; 2] = [LandingTable::EventsStream, LandingTable::CdcChanges];
+
+    /// Its name in the stack's database.
+    pub const fn table(self) -> &'static str {
+        match self {
+            LandingTable::EventsStream => "SLUICE.RAW.EVENTS_STREAM",
+            LandingTable::CdcChanges => "SLUICE.RAW.CDC_CHANGES",
+        }
+    }
+
+    /// The partition folder that marks a file of this table, for SQL `LIKE`.
+    const fn cdc_pattern() -> &'static str {
+        "%/source=cdc/%"
+    }
+
+    /// A predicate on a file name (`column`) selecting this table's files.
+    pub fn file_filter(self, column: &str) -> String {
+        match self {
+            LandingTable::CdcChanges => format!("{column} LIKE '{}'", Self::cdc_pattern()),
+            LandingTable::EventsStream => format!("{column} NOT LIKE '{}'", Self::cdc_pattern()),
+        }
+    }
+}
+
 impl PartitionKey {
     pub fn of(event: &Event) -> Self {
         Self {

@@ -5,7 +5,7 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
     pub amqp_url: String,
-    /// The queues to consume (production: cards, orders, manufacturing).
+    /// The queues to consume (production: cards, orders, manufacturing, and cdc's row changes).
     pub queues: Vec<String>,
     /// Unacknowledged deliveries the broker may push per consumer. It bounds throughput: a
     /// delivery stays unacked for an SQS round trip, so it should cover `max_in_flight` full
@@ -24,7 +24,7 @@ pub struct RelayConfig {
     pub shutdown_grace: Duration,
 }
 
-pub const SOURCE_QUEUES: [&str; 3] = ["cards", "orders", "manufacturing"];
+pub const SOURCE_QUEUES: [&str; 4] = ["cards", "orders", "manufacturing", "cdc"];
 
 impl RelayConfig {
     /// The relay of a stack: its broker, its source queues and its ingest queue.

@@ -30,7 +30,7 @@ struct Cli {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "cards,orders,manufacturing"
+        default_value = "cards,orders,manufacturing,cdc"
     )]
     queues: Vec<String>,
     /// Unacknowledged deliveries RabbitMQ may push per queue [default: enough for

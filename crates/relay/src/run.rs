@@ -256,8 +256,7 @@ impl Intake {
     }
 }
 
-/// The header publishers set to the publish time, in microseconds since the epoch.
-pub const PUBLISHED_AT_HEADER: &str = "sluice-published-at";
+pub use runtime::latency::PUBLISHED_AT_HEADER;
 
 /// When a delivery was published, if its publisher said (0 otherwise).
 fn published_us(delivery: &lapin::message::Delivery) -> u64 {

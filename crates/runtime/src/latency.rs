@@ -88,6 +88,10 @@ impl EncodedHistogram {
     }
 }
 
+/// The AMQP header publishers set to the publish time, in microseconds since the epoch: the
+/// relay measures its hop from it.
+pub const PUBLISHED_AT_HEADER: &str = "sluice-published-at";
+
 /// Microseconds since the Unix epoch, the unit of the timestamps components exchange.
 pub fn unix_micros() -> u64 {
     std::time::SystemTime::now()

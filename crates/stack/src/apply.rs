@@ -149,22 +149,45 @@ pub(crate) async fn snowflake(
     Ok(())
 }
 
+/// Runs `infra/postgres/*.sql` in file-name order (the backfill's history, the operational
+/// `shop` schema with its publication), then makes the cdc component's replication slot while
+/// the published tables are still empty, so no change is missed before the first cdc run.
 pub(crate) async fn postgres(infra: &Path, url: &str) -> Result<()> {
-    let path = infra.join("postgres/history.sql");
-    let sql =
-        std::fs::read_to_string(&path).map_err(io_err(format!("reading {}", path.display())))?;
-    let what = path.display().to_string();
+    let dir = infra.join("postgres");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(io_err(format!("reading {}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| apply_err(&what)(e.to_string()))?;
+        .map_err(|e| apply_err(dir.display().to_string())(e.to_string()))?;
     let conn = tokio::spawn(connection);
-    client
-        .batch_execute(&sql)
+    for path in files {
+        let sql = std::fs::read_to_string(&path)
+            .map_err(io_err(format!("reading {}", path.display())))?;
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| apply_err(path.display().to_string())(pg_error(&e)))?;
+    }
+    let cdc = cdc::CdcConfig::new(url, "");
+    cdc::slot::create_while_empty(&client, &cdc)
         .await
-        .map_err(|e| apply_err(&what)(e.to_string()))?;
+        .map_err(|e| apply_err(format!("replication slot {}", cdc.slot))(e.to_string()))?;
     drop(client);
     let _ = conn.await;
     Ok(())
+}
+
+/// A PostgreSQL error with the server's message (tokio-postgres' Display says only "db error").
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 /// For a broker the stack did not start: POST the definitions to the management API.

@@ -164,12 +164,15 @@ pub fn specs(plan: &Plan) -> Vec<ContainerSpec> {
                 ("POSTGRES_DB", "postgres"),
             ]),
             ports: vec![(POSTGRES, p.postgres)],
+            // Sluice's start script passes its arguments on to the server.
             cmd: if official {
-                ["postgres", "-c", "wal_level=logical", "-c", "fsync=off"]
+                ["postgres", "-c", "fsync=off"]
                     .map(String::from)
-                    .to_vec()
+                    .into_iter()
+                    .chain(crate::native::postgres::settings_args())
+                    .collect()
             } else {
-                vec![]
+                crate::native::postgres::settings_args()
             },
             files: vec![],
             labels: labels("postgres"),

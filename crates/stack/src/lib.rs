@@ -63,7 +63,8 @@ pub async fn apply_snowflake_ddl(config: snowflake::Config, real_account: bool) 
     apply::snowflake(&infra_dir(), config, real_account).await
 }
 
-/// Applies `infra/postgres/history.sql` to a PostgreSQL database.
+/// Applies `infra/postgres/*.sql` to a PostgreSQL database and makes the cdc slot (see
+/// `apply::postgres`).
 pub async fn apply_postgres_schema(url: &str) -> Result<()> {
     apply::postgres(&infra_dir(), url).await
 }

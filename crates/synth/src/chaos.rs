@@ -54,9 +54,9 @@ impl FaultKind {
     pub fn targets(self) -> &'static [Target] {
         use Target::*;
         match self {
-            FaultKind::Kill => &[Relay, Batcher, Pipe],
+            FaultKind::Kill => &[Relay, Batcher, Pipe, Cdc],
             FaultKind::Pause => &[
-                Relay, Batcher, Pipe, Rabbitmq, Postgres, Localstack, Fakesnow,
+                Relay, Batcher, Pipe, Cdc, Rabbitmq, Postgres, Localstack, Fakesnow,
             ],
             FaultKind::BrokerRestart => &[Rabbitmq],
             FaultKind::CrashAfterPut => &[Batcher],
@@ -84,6 +84,8 @@ pub enum Target {
     Relay,
     Batcher,
     Pipe,
+    /// Only in scenarios with an `[oltp]` workload (the cdc runs only there).
+    Cdc,
     Rabbitmq,
     Postgres,
     Localstack,
@@ -96,6 +98,7 @@ impl Target {
             Target::Relay => "relay",
             Target::Batcher => "batcher",
             Target::Pipe => "pipe",
+            Target::Cdc => "cdc",
             Target::Rabbitmq => "rabbitmq",
             Target::Postgres => "postgres",
             Target::Localstack => "localstack",
@@ -109,6 +112,7 @@ impl Target {
             Target::Relay => Some(crate::Component::Relay),
             Target::Batcher => Some(crate::Component::Batcher),
             Target::Pipe => Some(crate::Component::Pipe),
+            Target::Cdc => Some(crate::Component::Cdc),
             _ => None,
         }
     }
@@ -378,8 +382,9 @@ pub fn resolve(specs: &[FaultSpec], stream: Duration) -> Result<Vec<Fault>, (Str
 
 /// Jepsen's staggered mix: one fault every 6 to 10 s, each kind in turn then at random, a
 /// target and a duration (2 to 4 s) drawn for it, none in the first 3 s or the last 5 s. Same
-/// seed, same schedule; print it with [`to_toml`] to replay it with `--chaos FILE`.
-pub fn random(stream: Duration, seed: u64) -> Vec<FaultSpec> {
+/// seed, same schedule; print it with [`to_toml`] to replay it with `--chaos FILE`. Faults on
+/// components only hit those in `running` (the cdc runs only with an `[oltp]` workload).
+pub fn random(stream: Duration, seed: u64, running: &[crate::Component]) -> Vec<FaultSpec> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4a0_5eed);
     let mut out = Vec::new();
     let mut at = Duration::from_secs(3);
@@ -406,7 +411,12 @@ pub fn random(stream: Duration, seed: u64) -> Vec<FaultSpec> {
         if end + Duration::from_secs(5) > stream {
             break;
         }
-        let targets = kind.targets();
+        let targets: Vec<Target> = kind
+            .targets()
+            .iter()
+            .copied()
+            .filter(|t| t.component().is_none_or(|c| running.contains(&c)))
+            .collect();
         let mode = (kind == FaultKind::Outage).then(|| modes[rng.random_range(0..modes.len())]);
         out.push(FaultSpec {
             at: Span::new(Duration::from_millis(at.as_millis() as u64)),
@@ -516,9 +526,14 @@ mod tests {
     #[test]
     fn a_random_schedule_is_valid_replayable_and_has_every_kind() {
         let stream = Duration::from_secs(90);
-        let a = random(stream, 7);
-        assert_eq!(a, random(stream, 7), "same seed, same schedule");
-        assert_ne!(a, random(stream, 8));
+        let pipeline = &crate::Component::PIPELINE;
+        let a = random(stream, 7, pipeline);
+        assert_eq!(a, random(stream, 7, pipeline), "same seed, same schedule");
+        assert_ne!(a, random(stream, 8, pipeline));
+        assert!(
+            a.iter().all(|f| f.target != Some(Target::Cdc)),
+            "no fault on a component that does not run"
+        );
         resolve(&a, stream).expect("valid");
         let kinds: std::collections::HashSet<_> = a.iter().map(|s| s.kind).collect();
         assert_eq!(kinds.len(), 6, "{a:?}");

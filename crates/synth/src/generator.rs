@@ -13,14 +13,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
-use events::{Event, EventType, Source};
+use events::{Event, EventType, Payload, Source};
 
 use crate::rate::RateProfile;
 use crate::scenario::Scenario;
-use crate::world::World;
+use crate::world::{RevisionRates, World};
 
 /// How many later stream slots a duplicate may trail its original by.
 const MAX_DUPLICATE_DELAY: u64 = 64;
+/// How many later slots of its source a held-back revision may wait for.
+const MAX_HELD_BACK_SLOTS: u64 = 4;
 
 /// One body to publish, at `offset` after the stream start.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +91,12 @@ pub struct Stats {
     pub duplicates: u64,
     pub late: u64,
     pub poison: u64,
+    /// Events (history and stream) that revise a key announced earlier: a card re-announced,
+    /// an order amended or cancelled, a batch corrected.
+    pub revisions: u64,
+    /// Revisions emitted after an event of the same key with a later event time: they arrive
+    /// superseded, so "latest wins" must keep the earlier arrival.
+    pub superseded: u64,
 }
 
 impl Stats {
@@ -132,14 +140,18 @@ impl Schedule {
     }
 }
 
-const TYPES: [EventType; 3] = [
-    EventType::CardCatalogCreated,
-    EventType::OrderCreated,
-    EventType::ManufacturingBatch,
-];
-
 fn seconds(t: f64) -> chrono::Duration {
     chrono::Duration::microseconds((t * 1e6).floor() as i64)
+}
+
+/// A revision waiting to be emitted after the revision that supersedes it.
+struct HeldBack {
+    /// The source's slot it is due at.
+    due: u64,
+    payload: Payload,
+    occurred_at: DateTime<Utc>,
+    /// The superseding revision's event time: this one must stay before it.
+    before: DateTime<Utc>,
 }
 
 pub struct Generator {
@@ -153,6 +165,11 @@ pub struct Generator {
     slot: u64,
     /// Duplicates waiting for their slot, with the slot they are due at.
     pending: VecDeque<(u64, Event)>,
+    /// Per source, revisions held back to arrive after the one that supersedes them. Each takes
+    /// the place of a later slot of its source.
+    held_back: [VecDeque<HeldBack>; 3],
+    /// Stream slots taken so far, per source.
+    source_slots: [u64; 3],
     ready: VecDeque<Emission>,
     last_offset: Duration,
     finished: bool,
@@ -163,7 +180,15 @@ impl Generator {
     /// A generator for `scenario`, with `seed` overriding the scenario's own if given.
     pub fn new(scenario: &Scenario, seed: Option<u64>) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(scenario.seed));
-        let world = World::new(&mut rng, scenario.supply.constrained);
+        let r = &scenario.revisions;
+        let rates = RevisionRates {
+            card_updates: r.card_updates.get(),
+            order_amendments: r.order_amendments.get(),
+            order_cancellations: r.order_cancellations.get(),
+            batch_corrections: r.batch_corrections.get(),
+            out_of_order: scenario.faults.out_of_order_ratio.get(),
+        };
+        let world = World::new(&mut rng, scenario.supply.constrained, rates);
         let rates = [
             scenario.rates.cards,
             scenario.rates.orders,
@@ -186,6 +211,8 @@ impl Generator {
             world,
             slot: 0,
             pending: VecDeque::new(),
+            held_back: Default::default(),
+            source_slots: [0; 3],
             ready: VecDeque::new(),
             last_offset: Duration::ZERO,
             finished: false,
@@ -217,15 +244,59 @@ impl Generator {
         &self.stats
     }
 
+    /// The event of one slot of `source`'s schedule: a revision held back for this slot, or
+    /// what the world makes. A revision may take a later event time than asked (never before
+    /// its key's first event). `stream` slots may hold a revision back for a later one.
     fn new_event(
         &mut self,
-        wanted: EventType,
+        source: Source,
         occurred_at: DateTime<Utc>,
         produced_at: DateTime<Utc>,
+        stream: bool,
     ) -> Event {
         let id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
-        let payload = self.world.next_payload(&mut self.rng, wanted, occurred_at);
-        Event::new(id, occurred_at, produced_at, payload).expect("the generator keeps the contract")
+        let s = source as usize;
+        if stream {
+            self.source_slots[s] += 1;
+            let slot = self.source_slots[s];
+            while self.held_back[s].front().is_some_and(|h| h.due <= slot) {
+                let held = self.held_back[s].pop_front().expect("checked");
+                // No later than `max_lateness` behind its emission, and still superseded; a
+                // revision that cannot be both is not emitted (it would change nothing).
+                let max = self.scenario.faults.max_lateness.get().as_micros() as i64;
+                let earliest = produced_at - chrono::Duration::microseconds(max);
+                let occurred_at = held.occurred_at.max(earliest);
+                if occurred_at < held.before {
+                    self.stats.revisions += 1;
+                    self.stats.superseded += 1;
+                    return Event::new(id, occurred_at, produced_at, held.payload)
+                        .expect("the generator keeps the contract");
+                }
+            }
+        }
+        let made = self
+            .world
+            .next_payload(&mut self.rng, source, occurred_at, produced_at, stream);
+        if let Some(revision) = made.revision {
+            self.stats.revisions += 1;
+            self.stats.superseded += u64::from(revision.superseded);
+        }
+        if let Some((payload, at)) = made.held_back {
+            let due = self.source_slots[s] + self.rng.random_range(1..=MAX_HELD_BACK_SLOTS);
+            let queue = &mut self.held_back[s];
+            let at_slot = queue.partition_point(|h| h.due <= due);
+            queue.insert(
+                at_slot,
+                HeldBack {
+                    due,
+                    payload,
+                    occurred_at: at,
+                    before: made.occurred_at,
+                },
+            );
+        }
+        Event::new(id, made.occurred_at, produced_at, made.payload)
+            .expect("the generator keeps the contract")
     }
 
     fn next_history(&mut self) -> Option<Event> {
@@ -241,7 +312,7 @@ impl Generator {
         let t = span * (self.stats.history as f64 + 0.5) / self.scenario.history.events as f64;
         let at = self.history_start + seconds(t);
         self.stats.history += 1;
-        Some(self.new_event(TYPES[source], at, at))
+        Some(self.new_event(Source::GENERATED[source], at, at, false))
     }
 
     fn next_emission(&mut self) -> Option<Emission> {
@@ -288,7 +359,7 @@ impl Generator {
         } else {
             produced_at
         };
-        let event = self.new_event(TYPES[source], occurred_at, produced_at);
+        let event = self.new_event(Source::GENERATED[source], occurred_at, produced_at, true);
         self.stats.stream[event.source() as usize] += 1;
         self.stats.late += u64::from(late);
         if self.rng.random_bool(faults.duplicate_ratio.get()) {
@@ -324,7 +395,7 @@ impl Generator {
     /// Bodies a real misconfigured producer sends: JSON where protobuf was expected, a cut-off
     /// message, or noise. Each is checked to fail decoding, so the test of poison handling is sure.
     fn poison(&mut self) -> Poison {
-        let source = Source::ALL[self.rng.random_range(0..3)];
+        let source = Source::GENERATED[self.rng.random_range(0..3)];
         let mut bytes = match self.rng.random_range(0..3) {
             0 => format!(
                 r#"{{"order_id":"ord-{}","note":"json sent to a protobuf queue"}}"#,

@@ -6,6 +6,7 @@
 
 pub mod chaos;
 mod generator;
+pub mod oltp;
 pub mod output;
 mod pacing;
 pub mod rate;

@@ -65,10 +65,17 @@ pub struct Scenario {
     pub shape: Shape,
     #[serde(default)]
     pub faults: Faults,
+    /// Later events of keys announced earlier, so "latest wins" is exercised (`[revisions]`).
+    #[serde(default)]
+    pub revisions: Revisions,
     #[serde(default)]
     pub history: History,
     #[serde(default)]
     pub supply: Supply,
+    /// The operational database the cdc component captures, and the workload run on it while
+    /// the stream runs (`[oltp]`; none without it, and no cdc).
+    #[serde(default)]
+    pub oltp: Option<Oltp>,
     #[serde(default)]
     pub pipeline: Pipeline,
     #[serde(default)]
@@ -110,6 +117,141 @@ pub struct Faults {
     /// Extra bodies, per stream event, that are not valid protobuf (they must dead-letter).
     #[serde(default)]
     pub poison_ratio: Ratio,
+}
+
+/// Shares of each source's slots (history and stream) that revise a recent key instead of
+/// announcing a new one. With `faults.out_of_order_ratio`, a revision can be late too, and then
+/// arrive after a revision that supersedes it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Revisions {
+    /// Card slots that re-announce a card with a new list price or name.
+    #[serde(default)]
+    pub card_updates: Ratio,
+    /// Order slots that amend an open order: one line's quantity changes.
+    #[serde(default)]
+    pub order_amendments: Ratio,
+    /// Order slots that cancel an open order.
+    #[serde(default)]
+    pub order_cancellations: Ratio,
+    /// Manufacturing slots that correct a batch's produced and defective counts.
+    #[serde(default)]
+    pub batch_corrections: Ratio,
+}
+
+/// `[oltp]`: rows of `shop.customers` and `shop.order_status` before the cdc starts (its
+/// snapshot reads them), then transactions at `transactions` per second for the stream's
+/// duration, each changing 1 to `rows_per_transaction` rows, each row at most once.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Oltp {
+    #[serde(default = "default_oltp_customers")]
+    pub customers: u64,
+    #[serde(default = "default_oltp_orders")]
+    pub orders: u64,
+    /// Transactions per second, shaped like the stream (`[shape]`).
+    pub transactions: Rate,
+    #[serde(default = "default_rows_per_transaction")]
+    pub rows_per_transaction: u32,
+    #[serde(default)]
+    pub mix: OltpMix,
+}
+
+/// How often each kind of row change is picked (relative weights).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OltpMix {
+    /// A customer signs up (INSERT).
+    #[serde(default = "weight_1")]
+    pub new_customers: Weight,
+    /// A customer moves country, changes tier or email (UPDATE).
+    #[serde(default = "weight_4")]
+    pub customer_updates: Weight,
+    /// A customer is erased (DELETE).
+    #[serde(default = "weight_half")]
+    pub erasures: Weight,
+    /// An order is placed (INSERT of its status).
+    #[serde(default = "weight_3")]
+    pub new_orders: Weight,
+    /// An order moves on: placed -> paid -> shipped -> delivered, or cancelled (UPDATE).
+    #[serde(default = "weight_5")]
+    pub status_changes: Weight,
+}
+
+impl Default for OltpMix {
+    fn default() -> Self {
+        Self {
+            new_customers: weight_1(),
+            customer_updates: weight_4(),
+            erasures: weight_half(),
+            new_orders: weight_3(),
+            status_changes: weight_5(),
+        }
+    }
+}
+
+impl OltpMix {
+    pub fn total(&self) -> f64 {
+        [
+            self.new_customers,
+            self.customer_updates,
+            self.erasures,
+            self.new_orders,
+            self.status_changes,
+        ]
+        .iter()
+        .map(|w| w.get())
+        .sum()
+    }
+}
+
+/// A relative weight: finite and at least 0.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, PartialOrd)]
+#[serde(try_from = "f64")]
+pub struct Weight(f64);
+
+impl Weight {
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Weight {
+    type Error = String;
+    fn try_from(value: f64) -> Result<Self, String> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "a weight must be a number of at least 0, got {value}"
+            ))
+        }
+    }
+}
+
+fn default_oltp_customers() -> u64 {
+    200
+}
+fn default_oltp_orders() -> u64 {
+    100
+}
+fn default_rows_per_transaction() -> u32 {
+    4
+}
+fn weight_1() -> Weight {
+    Weight(1.0)
+}
+fn weight_3() -> Weight {
+    Weight(3.0)
+}
+fn weight_4() -> Weight {
+    Weight(4.0)
+}
+fn weight_5() -> Weight {
+    Weight(5.0)
+}
+fn weight_half() -> Weight {
+    Weight(0.5)
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
@@ -225,16 +367,26 @@ pub enum Component {
     Relay,
     Batcher,
     Pipe,
+    /// Change data capture from PostgreSQL: runs when the scenario has an `[oltp]` workload.
+    Cdc,
 }
 
 impl Component {
-    pub const ALL: [Component; 3] = [Component::Relay, Component::Batcher, Component::Pipe];
+    pub const ALL: [Component; 4] = [
+        Component::Relay,
+        Component::Batcher,
+        Component::Pipe,
+        Component::Cdc,
+    ];
+    /// What every run starts: the stream's path from the broker to RAW.
+    pub const PIPELINE: [Component; 3] = [Component::Relay, Component::Batcher, Component::Pipe];
 
     pub fn name(self) -> &'static str {
         match self {
             Component::Relay => "relay",
             Component::Batcher => "batcher",
             Component::Pipe => "pipe",
+            Component::Cdc => "cdc",
         }
     }
 }
@@ -528,6 +680,37 @@ impl Scenario {
                 "must be greater than 0 when `out_of_order_ratio` is set (e.g. \"2m\")".into(),
             ));
         }
+        let r = &self.revisions;
+        if r.order_amendments.get() + r.order_cancellations.get() > 1.0 {
+            return Err((
+                "revisions.order_cancellations",
+                format!(
+                    "order_amendments ({}) and order_cancellations ({}) share the order slots; together they must not exceed 1",
+                    r.order_amendments.get(),
+                    r.order_cancellations.get()
+                ),
+            ));
+        }
+        if let Some(oltp) = &self.oltp {
+            if self.duration.is_none() {
+                return Err((
+                    "oltp",
+                    "the workload runs for the stream's `duration`; set one (e.g. \"30s\")".into(),
+                ));
+            }
+            if !(1..=100).contains(&oltp.rows_per_transaction) {
+                return Err((
+                    "oltp.rows_per_transaction",
+                    format!("must be within 1..=100, got {}", oltp.rows_per_transaction),
+                ));
+            }
+            if oltp.mix.total() <= 0.0 {
+                return Err((
+                    "oltp.mix",
+                    "every weight is 0: give at least one kind of change a weight above 0".into(),
+                ));
+            }
+        }
         if self.history.events > 0 && self.history.span.get().is_zero() {
             return Err((
                 "history.span",
@@ -568,6 +751,16 @@ impl Scenario {
         self.shape.validate(self.duration.map(Span::get))
     }
 
+    /// The components a run of this scenario starts: the pipeline, and the cdc when there is an
+    /// `[oltp]` workload for it to capture.
+    pub fn components(&self) -> Vec<Component> {
+        let mut out = Component::PIPELINE.to_vec();
+        if self.oltp.is_some() {
+            out.push(Component::Cdc);
+        }
+        out
+    }
+
     /// The rate profile of one source's stream events.
     pub fn profile(&self, rate: Rate) -> crate::rate::RateProfile {
         crate::rate::RateProfile::new(
@@ -589,6 +782,16 @@ impl Scenario {
     ) -> Result<Vec<crate::chaos::Fault>, (String, String)> {
         if specs.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.oltp.is_none()
+            && let Some(i) = specs
+                .iter()
+                .position(|s| s.target == Some(crate::chaos::Target::Cdc))
+        {
+            return Err((
+                format!("chaos[{i}].target"),
+                "the cdc runs only in scenarios with an `[oltp]` workload; add one or pick another target".into(),
+            ));
         }
         let Some(duration) = self.duration else {
             return Err((

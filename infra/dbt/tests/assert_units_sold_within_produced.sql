@@ -1,10 +1,12 @@
--- Per card, units ordered never exceed good units produced (produced - defective). Only holds
--- for supply-constrained scenarios; the harness sets the var from the scenario.
+-- Per card, units of open (not cancelled) orders never exceed good units produced (produced -
+-- defective), both as their latest events state them. Only holds for supply-constrained
+-- scenarios; the harness sets the var from the scenario.
 {{ config(enabled = var('supply_constrained', true)) }}
 
 with sold as (
     select card_id, sum(quantity) as units_sold
     from {{ ref('fct_orders') }}
+    where not is_cancelled
     group by card_id
 ),
 

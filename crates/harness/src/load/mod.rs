@@ -670,6 +670,7 @@ async fn measure_once(
         published: published.published,
         poison: stats.poison,
         stream_distinct: stats.stream_events(),
+        cdc_changes: None,
     };
     let done = tokio::sync::Notify::new();
     let draining = async {

@@ -24,6 +24,29 @@ impl Plan {
     }
 }
 
+/// Server settings every provider that starts PostgreSQL uses: logical replication for the cdc
+/// component, commit timestamps for the harness's SCD2 check (when each workload transaction
+/// committed), and bounds on what a slot may hold back and how long a silent reader is kept.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("wal_level", "logical"),
+    ("max_wal_senders", "10"),
+    ("max_replication_slots", "10"),
+    ("track_commit_timestamp", "on"),
+    // A slot nobody reads (a stack left up without the cdc) cannot fill the disk.
+    ("max_slot_wal_keep_size", "1GB"),
+    // A reader that stops answering is dropped after this; keepalives ask for its position
+    // every half of it, which also keeps the slot's confirmed position fresh when idle.
+    ("wal_sender_timeout", "10s"),
+];
+
+/// [`SETTINGS`] as `postgres` arguments.
+pub fn settings_args() -> Vec<String> {
+    SETTINGS
+        .iter()
+        .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")])
+        .collect()
+}
+
 pub(crate) fn find_bindir(configured: Option<&Path>) -> Result<PathBuf> {
     let ok = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
     let missing = |looked: String| StackError::MissingBinary {
@@ -156,6 +179,7 @@ pub(crate) fn start(plan: &Plan, bindir: &Path) -> Result<ProcessInfo> {
             "-c",
             "fsync=off",
         ])
+        .args(settings_args())
         .arg("-k")
         .arg(&plan.dir);
     process::spawn(server, &log)

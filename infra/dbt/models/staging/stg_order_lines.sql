@@ -1,4 +1,5 @@
--- One row per line of each order event; line numbers are 1-based positions in the event.
+-- One row per line of each event that states an order's lines (the order, or an amendment);
+-- line numbers are 1-based positions in the event.
 -- The positions are flattened from a generated range rather than read from FLATTEN's INDEX:
 -- the emulator numbers INDEX with ROW_NUMBER() OVER (), which is not stable across plans, and
 -- the oracle caught lines swapped in FCT_ORDERS.
@@ -11,4 +12,4 @@ select
     get(e.payload:lines, n.value::int):unit_price_cents::number(18, 0) as unit_price_cents
 from {{ ref('stg_events') }} as e,
     lateral flatten(input => array_generate_range(0, array_size(e.payload:lines)::int)) as n
-where e.event_type = 'order_created'
+where e.event_type in ('order_created', 'order_amended')

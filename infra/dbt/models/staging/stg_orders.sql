@@ -1,3 +1,4 @@
+-- One row per order_created event: the order's header. Amendments restate lines only.
 select
     event_id,
     occurred_at,
