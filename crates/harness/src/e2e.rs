@@ -52,6 +52,8 @@ pub enum E2eError {
     Changelog(#[from] ChangelogError),
     #[error("the cdc slot: {0}")]
     Cdc(#[from] cdc::CdcError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::oltp::SnapshotWaitError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -320,7 +322,15 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
         work_dir.display()
     ));
     let snapshot = match &workload {
-        Some(_) => Some(wait_for_snapshot(&session, &mut components, progress).await?),
+        Some(_) => Some(
+            crate::oltp::wait_for_snapshot(
+                &session.pg,
+                &mut components,
+                &work_dir.join("cdc.log"),
+                progress,
+            )
+            .await?,
+        ),
         None => None,
     };
     let total = stats.stream_events() + stats.duplicates + stats.poison;
@@ -343,8 +353,8 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     // are over.
     let mut stream_generator = Generator::new(scenario, Some(seed));
     let applying = async {
-        match (workload.as_mut(), driver.take()) {
-            (Some(workload), Some(mut driver)) => {
+        match (workload.as_mut(), driver.as_mut()) {
+            (Some(workload), Some(driver)) => {
                 driver
                     .run(workload, schedule_start, |n| {
                         progress(&format!("  workload: {n} transactions committed"))
@@ -654,40 +664,6 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     report.phases = clock.phases;
     session.close().await;
     Ok(report)
-}
-
-/// Waits for the cdc to record its initial snapshot (the workload starts after it, so the
-/// snapshot and the stream split the rows cleanly); a cdc that exits is an error with its log.
-async fn wait_for_snapshot(
-    session: &Session,
-    components: &mut crate::components::Components,
-    progress: &dyn Fn(&str),
-) -> Result<(i64, Duration), E2eError> {
-    let started = Instant::now();
-    let limit = Duration::from_secs(120);
-    loop {
-        components.check_running()?;
-        if let Some(record) = cdc::slot::snapshot_record(&session.pg, cdc::DEFAULT_SLOT).await? {
-            let took = started.elapsed();
-            progress(&format!(
-                "cdc: initial snapshot of {} rows confirmed by the broker in {:.1}s (consistent point {})",
-                record.rows_read,
-                took.as_secs_f64(),
-                record.consistent_point
-            ));
-            return Ok((record.rows_read, took));
-        }
-        if started.elapsed() > limit {
-            return Err(E2eError::Io {
-                context: format!(
-                    "the cdc recorded no snapshot within {limit:?} (see its log in {})",
-                    session.state.dir.join("e2e/cdc.log").display()
-                ),
-                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// What quiescence waits for.

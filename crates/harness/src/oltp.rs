@@ -234,7 +234,7 @@ impl Driver {
     }
 
     /// The workload as applied, erasures with their commit times.
-    pub async fn finish(mut self) -> Result<Applied, WorkloadError> {
+    pub async fn finish(&mut self) -> Result<Applied, WorkloadError> {
         let xids: Vec<String> = self.erasures.iter().map(|(_, x)| x.clone()).collect();
         if !xids.is_empty() {
             let rows = self
@@ -270,8 +270,55 @@ impl Driver {
                     .erased_at = Some(micros(at)?);
             }
         }
-        Ok(self.applied)
+        self.erasures.clear();
+        Ok(std::mem::take(&mut self.applied))
     }
+}
+
+/// Waits for the cdc to record its initial snapshot (the workload starts after it, so the
+/// snapshot and the stream split the rows cleanly); a cdc that exits is an error with its log.
+/// Returns the rows it read and how long it took.
+pub async fn wait_for_snapshot(
+    pg: &Client,
+    components: &mut crate::components::Components,
+    log: &std::path::Path,
+    progress: &dyn Fn(&str),
+) -> Result<(i64, Duration), SnapshotWaitError> {
+    let started = Instant::now();
+    let limit = Duration::from_secs(120);
+    loop {
+        components.check_running()?;
+        if let Some(record) = cdc::slot::snapshot_record(pg, cdc::DEFAULT_SLOT).await? {
+            let took = started.elapsed();
+            progress(&format!(
+                "cdc: initial snapshot of {} rows confirmed by the broker in {:.1}s (consistent point {})",
+                record.rows_read,
+                took.as_secs_f64(),
+                record.consistent_point
+            ));
+            return Ok((record.rows_read, took));
+        }
+        if started.elapsed() > limit {
+            return Err(SnapshotWaitError::TimedOut {
+                limit,
+                log: log.to_owned(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotWaitError {
+    #[error(transparent)]
+    Component(#[from] crate::components::ComponentError),
+    #[error(transparent)]
+    Cdc(#[from] cdc::CdcError),
+    #[error("the cdc recorded no snapshot within {limit:?} (see its log, {})", log.display())]
+    TimedOut {
+        limit: Duration,
+        log: std::path::PathBuf,
+    },
 }
 
 fn micros(us: i64) -> Result<DateTime<Utc>, WorkloadError> {

@@ -27,6 +27,7 @@ fn root() -> PathBuf {
 }
 
 async fn e2e(stack: &Arc<ScratchStack>, scenario: synth::Scenario, overlap: u64) -> RunReport {
+    let chaos = scenario.faults().expect("a valid fault schedule");
     let mut config = RunConfig::new(
         scenario,
         stack.root().to_owned(),
@@ -34,6 +35,7 @@ async fn e2e(stack: &Arc<ScratchStack>, scenario: synth::Scenario, overlap: u64)
         ComponentBinaries::beside_current_exe().expect("component binaries"),
     );
     config.overlap = overlap;
+    config.chaos = chaos;
     config.quiesce_timeout = Duration::from_secs(90);
     let report = run(&config, &|line| eprintln!("{line}"))
         .await
@@ -206,6 +208,98 @@ batch_window = "300ms"
         changed > 0,
         "superseded revisions show as changed rows:\n{diff}"
     );
+}
+
+/// The change log through the real stack, with the cdc SIGKILLed mid-stream and started again:
+/// the current-state models equal the PostgreSQL tables, DIM_CUSTOMER the workload's history,
+/// no transaction is in RAW in part; and a model whose current state keeps each key's earliest
+/// change is caught with changed rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_log_survives_a_killed_cdc_and_equals_the_source() {
+    let stack = ScratchStack::shared().await;
+    let _one = RUNS.lock().await;
+    let toml = r#"name = "cdc-kill"
+seed = 9
+start = "2026-04-02T10:00:00Z"
+duration = "10s"
+[rates]
+cards = 2
+orders = 30
+manufacturing = 5
+[history]
+events = 50
+span = "1d"
+[oltp]
+customers = 60
+orders = 40
+transactions = 25
+rows_per_transaction = 4
+[[chaos]]
+at = "4s"
+kind = "kill"
+target = "cdc"
+duration = "2s"
+"#;
+    let scenario = synth::Scenario::parse("cdc-kill.toml", toml).unwrap();
+    let report = e2e(&stack, scenario, 0).await;
+    assert!(report.passed(), "{:#?}", report.problems);
+    let cdc = report.cdc.as_ref().expect("a workload ran");
+    let stats = &cdc.applied.stats;
+    assert!(
+        stats.inserts > 0 && stats.updates > 0 && stats.deletes > 0,
+        "every kind of change: {stats:?}"
+    );
+    let check = cdc.check.as_ref().expect("the change log was checked");
+    assert!(check.diff.is_match(), "{}", check.diff);
+    assert!(check.partial.is_empty());
+    assert_eq!(check.raw.distinct_events, cdc.applied.row_changes());
+    assert_eq!(report.faults.len(), 1);
+    let dim = &check.actual[2];
+    assert!(
+        dim.rows
+            .values()
+            .any(|r| r[8] == harness::mart::Cell::Bool(true)),
+        "erased customers keep their closed history"
+    );
+
+    // Current state by the earliest change per key: updated and erased customers differ.
+    let dir = stack.state.dir.join("dbt-earliest-change-wins");
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root().join("infra/dbt"), &dir);
+    let macro_file = dir.join("macros/latest_change_per_key.sql");
+    let rule = "order by commit_lsn desc, change_lsn desc";
+    let sql = std::fs::read_to_string(&macro_file).unwrap();
+    assert!(sql.contains(rule), "the rule moved: {sql}");
+    std::fs::write(
+        &macro_file,
+        sql.replace(rule, "order by commit_lsn asc, change_lsn asc"),
+    )
+    .unwrap();
+    let mut dbt_config = DbtConfig::for_stack(
+        &stack.state,
+        stack.state.dir.join("dbt-earliest-change-wins-work"),
+        false,
+    );
+    dbt_config.project_dir = dir;
+    let reports = Dbt::new(dbt_config)
+        .unwrap()
+        .invoke(&[DbtCommand::Run])
+        .await
+        .unwrap();
+    assert!(reports[0].ok(), "{}", reports[0]);
+    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
+        .await
+        .unwrap();
+    let mutant = harness::warehouse::read_table(&sf, &harness::mart::CUSTOMERS_CURRENT)
+        .await
+        .unwrap();
+    let diff = harness::diff::diff_table(&check.actual[0], &mutant);
+    eprintln!("earliest change wins:\n{diff}");
+    assert!(
+        !diff.changed.is_empty(),
+        "updated customers show their first version"
+    );
+    assert!(!diff.unexpected.is_empty(), "erased customers come back");
 }
 
 /// infra/dbt with the dedup taken out of stg_events.

@@ -1,7 +1,7 @@
 //! `report.html`: the report as one self-contained page (no scripts, no fonts, no network) with
 //! an SVG chart per section, drawn with plotters: rates per hop, queue depths, the oldest
-//! waiting event per hop, freshness percentiles, CPU and RSS per process over time, and the
-//! rate-vs-freshness curve of `--find-max`. The warm-up (and any marked window, such as a
+//! waiting event per hop, freshness percentiles, CPU and RSS per process over time, the cdc
+//! slot's WAL (with an `[oltp]` workload), and the rate-vs-freshness curve of `--find-max`. The warm-up (and any marked window, such as a
 //! fault) is shaded on every time chart.
 
 use std::collections::BTreeMap;
@@ -273,6 +273,37 @@ pub fn render(report: &Report, bands: &[Band]) -> String {
             bands,
         ),
     ));
+    if let Some(cdc) = &report.cdc {
+        let kib = |b: u64| b as f64 / 1024.0;
+        sections.push((
+            "cdc-wal",
+            "The cdc slot's WAL",
+            chart(
+                "WAL the cdc's slot holds back (KiB): retained and not yet confirmed",
+                "seconds",
+                "KiB",
+                &[
+                    Line {
+                        label: "retained".into(),
+                        points: cdc
+                            .wal
+                            .iter()
+                            .map(|p| (p.t, kib(p.retained_bytes)))
+                            .collect(),
+                    },
+                    Line {
+                        label: "unconfirmed".into(),
+                        points: cdc
+                            .wal
+                            .iter()
+                            .map(|p| (p.t, kib(p.unconfirmed_bytes)))
+                            .collect(),
+                    },
+                ],
+                bands,
+            ),
+        ));
+    }
     if let Some(search) = &report.find_max {
         let mut steps: Vec<_> = search.steps.iter().collect();
         steps.sort_by(|a, b| a.offered.total_cmp(&b.offered));

@@ -11,6 +11,7 @@
 //!   an earlier report, and the [`report`] in JSON, Markdown and [`html`].
 
 pub mod baseline;
+pub mod cdc;
 pub mod compare;
 pub mod freshness;
 pub mod gates;
@@ -64,6 +65,16 @@ pub enum LoadError {
     Warehouse(#[from] WarehouseError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Workload(#[from] crate::oltp::WorkloadError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::oltp::SnapshotWaitError),
+    #[error("the cdc slot: {0}")]
+    Cdc(#[from] ::cdc::CdcError),
+    #[error(
+        "{0} has an [oltp] workload, which runs once per load test: drop --find-max and --repeat"
+    )]
+    WorkloadOnce(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -123,7 +134,17 @@ struct Measurement {
     accounting: Accounting,
     rates: Rates,
     faults: Vec<FaultRecord>,
+    /// With an `[oltp]` workload: the change log's figures.
+    cdc: Option<cdc::CdcSection>,
     problems: Vec<String>,
+}
+
+/// The workload of a scenario with `[oltp]`, its first rows in place and the cdc's snapshot of
+/// them taken.
+struct WorkloadRun {
+    workload: synth::oltp::Workload,
+    driver: crate::oltp::Driver,
+    snapshot: (i64, Duration),
 }
 
 /// The events per second a scenario offers.
@@ -230,6 +251,25 @@ pub async fn run(
     ));
     phase("backfill", &mut lap);
 
+    // The workload's first rows, before the cdc starts: its snapshot reads them.
+    let mut workload = match synth::oltp::Workload::new(&scenario, Some(seed)) {
+        Some(_) if config.find_max || config.repeat > 1 => {
+            return Err(LoadError::WorkloadOnce(scenario.name.clone()));
+        }
+        Some(mut workload) => {
+            ::cdc::slot::reset(&session.pg, ::cdc::DEFAULT_SLOT).await?;
+            crate::oltp::Driver::reset(&session.pg).await?;
+            let mut driver = crate::oltp::Driver::connect(&session.state.postgres.url).await?;
+            driver.initial(&mut workload).await?;
+            progress.step(&format!(
+                "workload: {} rows in shop.customers and shop.order_status for the cdc's snapshot",
+                workload.stats().initial_rows
+            ));
+            Some((workload, driver))
+        }
+        None => None,
+    };
+
     let work_dir = session.state.dir.join("load");
     std::fs::create_dir_all(&work_dir)
         .map_err(io_err(format!("creating {}", work_dir.display())))?;
@@ -251,11 +291,31 @@ pub async fn run(
         ),
     )?;
     sampler.watch(&components.pids());
+    let names: Vec<&str> = scenario.components().iter().map(|c| c.name()).collect();
     progress.step(&format!(
-        "started relay, batcher and pipe ({} build; logs and metrics in {})",
+        "started {} ({} build; logs and metrics in {})",
+        names.join(", "),
         config.profile,
         work_dir.display()
     ));
+    let mut workload = match workload.take() {
+        Some((workload, driver)) => {
+            let say = |line: &str| eprintln!("{line}");
+            let snapshot = crate::oltp::wait_for_snapshot(
+                &session.pg,
+                &mut components,
+                &work_dir.join("cdc.log"),
+                &say,
+            )
+            .await?;
+            Some(WorkloadRun {
+                workload,
+                driver,
+                snapshot,
+            })
+        }
+        None => None,
+    };
 
     let mut runs: Vec<Measurement> = Vec::new();
     let find_max = if config.find_max {
@@ -286,7 +346,7 @@ pub async fn run(
                 step.duration = Some(scenario.load.step);
                 step.max_events = None;
                 progress.step(&format!("find-max step {k}: {rate:.0} events/s for {}", scenario.load.step));
-                let m = measure_once(session, components, sampler, &step, seed.wrapping_add(k), k, &load_log, config, &Proxies::default(), &mut **progress).await?;
+                let m = measure_once(session, components, sampler, &step, seed.wrapping_add(k), k, load_log, config, &Proxies::default(), None, &mut **progress).await?;
                 bands.push(Band {
                     from_s: m.started_at_s,
                     to_s: m.started_at_s + step.warm_up().as_secs_f64(),
@@ -322,6 +382,7 @@ pub async fn run(
                 &load_log,
                 config,
                 &proxies,
+                workload.as_mut(),
                 progress,
             )
             .await?;
@@ -434,6 +495,7 @@ pub async fn run(
         comparison: None,
         phases: Vec::new(),
         faults: m.faults.clone(),
+        cdc: m.cdc.clone(),
         problems: Vec::new(),
     };
     // Every run must lose nothing, not only the one reported.
@@ -595,6 +657,7 @@ async fn measure_once(
     load_log: &Path,
     config: &LoadConfig,
     proxies: &Proxies,
+    mut workload: Option<&mut WorkloadRun>,
     progress: &mut dyn Progress,
 ) -> Result<Measurement, LoadError> {
     // Faults only in the measured runs, not in the steps of a search.
@@ -636,14 +699,35 @@ async fn measure_once(
     let tracked = tokio::sync::Notify::new();
     let progress = std::cell::RefCell::new(progress);
     let mut say = |line: &str| progress.borrow_mut().step(line);
+    let mut wal = Vec::new();
+    let sampler_clock = sampler.clock();
+    let pg = &session.pg;
+    let with_workload = workload.is_some();
+    let wal_done = tokio::sync::Notify::new();
+    let applying = async {
+        match workload.as_mut() {
+            Some(w) => {
+                w.driver.run(&mut w.workload, run_start, |_| {}).await?;
+                w.driver.finish().await.map(Some)
+            }
+            None => Ok(None),
+        }
+    };
     let publishing = async {
-        let (r, faults) = tokio::join!(
+        let (r, faults, applied) = tokio::join!(
             publish_observed(&publish_config, generator.stream(), &observed, |_| {}),
             nemesis::run(chaos, run_start, components, &targets, &mut say),
+            applying,
         );
         done.notify_one();
         tracked.notify_one();
-        (r, faults)
+        wal_done.notify_one();
+        (r, faults, applied)
+    };
+    let wal_sampling = async {
+        if with_workload {
+            cdc::sample_wal(pg, ::cdc::DEFAULT_SLOT, sampler_clock, &wal_done, &mut wal).await;
+        }
     };
     let sampling = sampler.run_until(&done, &observed, &reader, &session.queues, |s| {
         progress.borrow_mut().tick(s, total);
@@ -658,8 +742,10 @@ async fn measure_once(
                 .await;
         }
     };
-    let ((published, mut faults), (), ()) = tokio::join!(publishing, sampling, tracking);
+    let ((published, mut faults, applied), (), (), ()) =
+        tokio::join!(publishing, sampling, tracking, wal_sampling);
     let published = published?;
+    let applied = applied?;
     let progress = progress.into_inner();
     let at_warm_up = at_warm_up.unwrap_or_default();
     let publish_elapsed = run_start.elapsed();
@@ -670,9 +756,10 @@ async fn measure_once(
         published: published.published,
         poison: stats.poison,
         stream_distinct: stats.stream_events(),
-        cdc_changes: None,
+        cdc_changes: applied.as_ref().map(crate::oltp::Applied::row_changes),
     };
     let done = tokio::sync::Notify::new();
+    let wal_done = tokio::sync::Notify::new();
     let draining = async {
         let r = drain(
             &expect,
@@ -685,11 +772,17 @@ async fn measure_once(
         )
         .await;
         done.notify_one();
+        wal_done.notify_one();
         r
     };
     let sampling = sampler.run_until(&done, &observed, &reader, &session.queues, |s| {
         progress.tick(s, total)
     });
+    let wal_sampling = async {
+        if with_workload {
+            cdc::sample_wal(pg, ::cdc::DEFAULT_SLOT, sampler_clock, &wal_done, &mut wal).await;
+        }
+    };
     // The tracker goes on through the drain: a fault's recovery may end there.
     let tracked = tokio::sync::Notify::new();
     let draining = async {
@@ -704,7 +797,7 @@ async fn measure_once(
                 .await;
         }
     };
-    let (drained, (), ()) = tokio::join!(draining, sampling, tracking);
+    let (drained, (), (), ()) = tokio::join!(draining, sampling, tracking, wal_sampling);
     let drained = drained?;
     tracker.complete(&mut faults);
     let mut drain_section = DrainSection {
@@ -810,6 +903,40 @@ async fn measure_once(
         &windows,
     )
     .await?;
+    let cdc = match (&applied, workload.as_ref()) {
+        (Some(applied), Some(w)) => {
+            let (commit_to_raw, unmatched) = cdc::commit_to_raw(&session.sf, &loads).await?;
+            let (retained_wal_max_bytes, retained_wal_last_bytes, unconfirmed_wal_max_bytes) =
+                cdc::wal_figures(&wal);
+            let confirm = last
+                .cdc
+                .as_ref()
+                .map(|c| decode(&c.commit_to_confirm_us))
+                .unwrap_or_else(new_histogram);
+            let span = scenario.duration.map_or(1.0, |d| d.as_secs_f64());
+            if drained.stuck.is_none() && unmatched > 0 {
+                problems.push(format!(
+                    "{unmatched} row changes in RAW came from files the pipe's load log does not name"
+                ));
+            }
+            Some(cdc::CdcSection {
+                transactions: applied.stats.transactions,
+                row_changes: applied.stats.row_changes(),
+                offered_transactions_per_s: scenario.oltp.map_or(0.0, |o| o.transactions.get()),
+                confirmed_changes_per_s: applied.stats.row_changes() as f64 / span,
+                snapshot_rows: w.snapshot.0,
+                snapshot_s: w.snapshot.1.as_secs_f64(),
+                commit_to_confirm: Distribution::of(&confirm),
+                commit_to_raw: Distribution::of(&commit_to_raw),
+                retained_wal_max_bytes,
+                retained_wal_last_bytes,
+                unconfirmed_wal_max_bytes,
+                wal,
+                unmatched,
+            })
+        }
+        _ => None,
+    };
     problems.extend(nemesis::problems(&faults));
     let loaded_twice = crate::warehouse::files_loaded_twice(&session.sf).await?;
     problems.extend(crate::warehouse::loaded_twice_problem(&loaded_twice));
@@ -855,6 +982,7 @@ async fn measure_once(
         accounting,
         rates,
         faults,
+        cdc,
         problems,
     })
 }
@@ -904,7 +1032,7 @@ async fn account(
         dead_letter_queue: observed.queues.rabbit_dead_letter,
         ..Accounting::default()
     };
-    for (i, source) in events::Source::ALL.iter().enumerate() {
+    for (i, source) in events::Source::GENERATED.iter().enumerate() {
         let (rows, distinct) = in_raw.remove(source.as_str()).unwrap_or_default();
         let sent = published.events_by_source[i];
         let c = SourceCount {

@@ -47,6 +47,9 @@ pub struct Report {
     /// with its recovery time and the duplicates it caused.
     #[serde(default)]
     pub faults: Vec<crate::chaos::nemesis::FaultRecord>,
+    /// With an `[oltp]` workload: the cdc's throughput, latency and the slot's WAL.
+    #[serde(default)]
+    pub cdc: Option<super::cdc::CdcSection>,
     /// Everything that makes the run fail (lost events, a failed drain); gates are apart.
     pub problems: Vec<String>,
 }
@@ -332,6 +335,43 @@ impl Report {
             "\n{} sends fell more than 5 ms behind schedule.",
             self.publish.behind
         );
+        if let Some(c) = &self.cdc {
+            let kib = |b: u64| format!("{:.0} KiB", b as f64 / 1024.0);
+            let _ = writeln!(md, "\n## Change data capture\n");
+            let _ = writeln!(
+                md,
+                "{} transactions ({:.0}/s offered) made {} row changes: {:.0} changes/s from commit to broker confirm; the snapshot read {} rows in {:.1} s.\n",
+                c.transactions,
+                c.offered_transactions_per_s,
+                c.row_changes,
+                c.confirmed_changes_per_s,
+                c.snapshot_rows,
+                c.snapshot_s
+            );
+            let _ = writeln!(
+                md,
+                "| | changes | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|"
+            );
+            for (name, d) in [
+                ("commit to broker confirm", &c.commit_to_confirm),
+                ("commit to visible in RAW", &c.commit_to_raw),
+            ] {
+                let p = &d.percentiles;
+                let _ = writeln!(
+                    md,
+                    "| {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                    p.count, p.p50_ms, p.p90_ms, p.p99_ms, p.p999_ms, p.max_ms
+                );
+            }
+            let _ = writeln!(
+                md,
+                "\nThe slot's WAL: retained at most {} ({} at the end), unconfirmed at most {}, over {} one-second samples.",
+                kib(c.retained_wal_max_bytes),
+                kib(c.retained_wal_last_bytes),
+                kib(c.unconfirmed_wal_max_bytes),
+                c.wal.len()
+            );
+        }
         let _ = writeln!(md, "\n## Drain after the last publish\n");
         for (hop, secs) in &self.drain.seconds {
             let _ = writeln!(

@@ -96,6 +96,11 @@ impl Sampler {
     }
 
     /// Seconds on the series' clock.
+    /// The instant the series' clock started.
+    pub fn clock(&self) -> Instant {
+        self.started
+    }
+
     pub fn now(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
     }

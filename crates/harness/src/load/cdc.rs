@@ -1,0 +1,162 @@
+//! The change-data-capture part of a load test, for scenarios with an `[oltp]` workload: the
+//! workload's transactions beside the stream, and what a pipeline owner asks of a CDC:
+//! - throughput: row changes per second from commit to broker confirm;
+//! - the commit-to-confirm latency per change (the cdc measures it) and the lag from commit to
+//!   the change visible in RAW (the pipe's commit, from its load log);
+//! - the slot's retained WAL (what PostgreSQL keeps for it) and its unconfirmed WAL (how far
+//!   its confirmed position trails the server) each second, which stay bounded while the
+//!   pipeline keeps up.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use hdrhistogram::Histogram;
+use pipe::load::LoadRecord;
+use runtime::latency::new_histogram;
+use snowflake::Value;
+use tokio_postgres::Client;
+
+use super::latency::Distribution;
+use crate::warehouse::WarehouseError;
+
+/// The slot's WAL at one second of the run.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WalPoint {
+    /// Seconds on the sampler's clock.
+    pub t: f64,
+    /// Bytes between the server's WAL position and the slot's restart LSN: what it keeps.
+    pub retained_bytes: u64,
+    /// Bytes between the server's WAL position and the slot's confirmed LSN.
+    pub unconfirmed_bytes: u64,
+}
+
+/// The report's section.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CdcSection {
+    pub transactions: u64,
+    pub row_changes: u64,
+    /// Transactions per second offered, and row changes per second confirmed by the broker
+    /// over the workload's span.
+    pub offered_transactions_per_s: f64,
+    pub confirmed_changes_per_s: f64,
+    pub snapshot_rows: i64,
+    pub snapshot_s: f64,
+    /// Commit to broker confirm, per streamed change (the cdc's own histogram).
+    pub commit_to_confirm: Distribution,
+    /// Commit to visible in RAW.CDC_CHANGES, per streamed change.
+    pub commit_to_raw: Distribution,
+    pub retained_wal_max_bytes: u64,
+    pub retained_wal_last_bytes: u64,
+    pub unconfirmed_wal_max_bytes: u64,
+    pub wal: Vec<WalPoint>,
+    /// Changes in RAW whose file the pipe's load log does not name.
+    pub unmatched: u64,
+}
+
+/// Samples the slot once a second until `done`.
+pub async fn sample_wal(
+    pg: &Client,
+    slot: &str,
+    clock: Instant,
+    done: &tokio::sync::Notify,
+    out: &mut Vec<WalPoint>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = done.notified() => return,
+            _ = tick.tick() => {}
+        }
+        let row = pg
+            .query_opt(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8, \
+                 pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        if let Ok(Some(row)) = row {
+            out.push(WalPoint {
+                t: clock.elapsed().as_secs_f64(),
+                retained_bytes: row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
+                unconfirmed_bytes: row.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64,
+            });
+        }
+    }
+}
+
+/// Commit to visible in RAW for every streamed change (its first load), and the changes whose
+/// file the load log does not name.
+pub async fn commit_to_raw(
+    sf: &snowflake::Client,
+    loads: &HashMap<String, LoadRecord>,
+) -> Result<(Histogram<u64>, u64), WarehouseError> {
+    let what = "reading RAW.CDC_CHANGES for the lag";
+    let query_err = |source| WarehouseError::Query {
+        what: what.into(),
+        source,
+    };
+    let rows = sf
+        .query(
+            "SELECT EVENT:occurred_at::string, FILE_NAME FROM SLUICE.RAW.CDC_CHANGES \
+             WHERE EVENT:payload:op::string <> 'r' \
+             QUALIFY ROW_NUMBER() OVER (PARTITION BY EVENT:event_id::string ORDER BY LOADED_AT) = 1",
+            &[],
+        )
+        .await
+        .map_err(query_err)?
+        .rows()
+        .await
+        .map_err(query_err)?;
+    let mut h = new_histogram();
+    let mut unmatched = 0;
+    for row in rows {
+        let (Some(Value::Text(committed)), Some(Value::Text(file))) = (row.first(), row.get(1))
+        else {
+            continue;
+        };
+        let Ok(committed) = DateTime::parse_from_rfc3339(committed) else {
+            continue;
+        };
+        match loads.get(file.as_str()) {
+            Some(load) => {
+                let committed_us = committed.with_timezone(&Utc).timestamp_micros().max(0) as u64;
+                h.saturating_record(load.visible_at_us.saturating_sub(committed_us).max(1));
+            }
+            None => unmatched += 1,
+        }
+    }
+    Ok((h, unmatched))
+}
+
+/// The WAL figures of a series: (retained max, retained last, unconfirmed max).
+pub fn wal_figures(points: &[WalPoint]) -> (u64, u64, u64) {
+    let retained_max = points.iter().map(|p| p.retained_bytes).max().unwrap_or(0);
+    let retained_last = points.last().map_or(0, |p| p.retained_bytes);
+    let unconfirmed_max = points
+        .iter()
+        .map(|p| p.unconfirmed_bytes)
+        .max()
+        .unwrap_or(0);
+    (retained_max, retained_last, unconfirmed_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wal_figures_take_the_peak_and_the_end() {
+        let p = |t, r, u| WalPoint {
+            t,
+            retained_bytes: r,
+            unconfirmed_bytes: u,
+        };
+        assert_eq!(
+            wal_figures(&[p(1.0, 100, 10), p(2.0, 900, 50), p(3.0, 200, 0)]),
+            (900, 200, 50)
+        );
+        assert_eq!(wal_figures(&[]), (0, 0, 0));
+    }
+}
