@@ -94,6 +94,11 @@ fn steps() -> Vec<Step> {
             command: xtask(&["e2e", "--scenario", "scenarios/chaos.toml"]),
         },
         Step {
+            name: "e2e-cdc",
+            what: "change data capture end to end (snapshot, stream, a killed cdc): current state and SCD2 history against PostgreSQL",
+            command: xtask(&["e2e", "--scenario", "scenarios/cdc.toml"]),
+        },
+        Step {
             name: "load-smoke",
             what: "a short load test through the real pipeline, with its reports and gates",
             command: xtask(&[

@@ -60,7 +60,7 @@ pub struct Args {
     /// what the timing costs.
     #[arg(long)]
     no_timing: bool,
-    /// Use the relay, batcher and pipe executables in DIR instead of building them (e.g. the
+    /// Use the relay, batcher, pipe and cdc executables in DIR instead of building them (e.g. the
     /// ones `cargo test` built in target/debug).
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,

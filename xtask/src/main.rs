@@ -61,6 +61,13 @@ enum Command {
     /// and every event is in RAW; runs `dbt run`, `dbt test` and `dbt source freshness`; and
     /// diffs the marts against the oracle row by row.
     ///
+    /// With an [oltp] workload (scenarios/cdc.toml), it also drops and recreates the cdc slot,
+    /// empties PostgreSQL's shop tables and writes their first rows, starts the cdc, waits for
+    /// its snapshot, runs the workload's transactions beside the stream, waits for every row
+    /// change in RAW.CDC_CHANGES, and checks the change log against the source: the
+    /// current-state models against the PostgreSQL tables row by row, DIM_CUSTOMER against the
+    /// history the workload wrote, and no transaction in RAW in part.
+    ///
     /// With a fault schedule (the scenario's [[chaos]] or --chaos), the faults are carried out
     /// while the stream runs (kill, pause, broker-restart, crash-after-put, duplicate-notice,
     /// outage through a TCP fault proxy), every one healed, and the report lists each with its
@@ -68,8 +75,9 @@ enum Command {
     ///
     /// Prints a summary per hop and per phase. Exits non-zero on any mismatch, failed dbt test,
     /// misplaced partition, miscounted dead letter, lost or unexpected event (named), file loaded
-    /// twice, or quiescence timeout (which says where the events are stuck). A stack this command started is taken down at the end unless --keep;
-    /// one that was already running is left running.
+    /// twice, change-log row that differs from the source, or quiescence timeout (which says
+    /// where the events are stuck). A stack this command started is taken down at the end unless
+    /// --keep; one that was already running is left running.
     E2e(e2e::Args),
     /// Measure the real pipeline at a scenario's rates: throughput, freshness, backlog, cost.
     ///
@@ -80,6 +88,10 @@ enum Command {
     /// delay) while sampling rates per hop, queue depths, CPU and RSS once a second; drains;
     /// then reports freshness per event (intended publish to visible in RAW) and per hop, drain
     /// time per hop, every event accounted for per source, and the scenario's [expect] gates.
+    /// With an [oltp] workload (scenarios/cdc-steady.toml; once per run, so no --repeat or
+    /// --find-max) it also runs the workload beside the stream and reports the cdc's row
+    /// changes per second, commit-to-broker-confirm and commit-to-RAW latency, and the slot's
+    /// retained and unconfirmed WAL each second.
     /// With a fault schedule (--chaos or the scenario's [[chaos]]), the faults run during each
     /// measured run; the report lists them, shades them on the charts and splits freshness into
     /// during and outside the faults.

@@ -207,18 +207,36 @@ async fn drop_slot(pg: &Client, slot: &str) -> Result<(), CdcError> {
     Ok(())
 }
 
+/// Waits up to `limit` for the slot to have no reader: a walsender lets go of it a moment
+/// after its client stopped. Fails naming the reader that still holds it.
+pub async fn wait_until_released(
+    pg: &Client,
+    slot: &str,
+    limit: std::time::Duration,
+) -> Result<(), CdcError> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match slot_row(pg, slot).await? {
+            Some(SlotRow {
+                active_pid: Some(pid),
+                ..
+            }) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(CdcError::SlotInUse {
+                        slot: slot.to_owned(),
+                        pid,
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Forgets the slot and its snapshot: the next run takes a new snapshot (`cdc reset`).
 pub async fn reset(pg: &Client, slot: &str) -> Result<(), CdcError> {
-    if let Some(SlotRow {
-        active_pid: Some(pid),
-        ..
-    }) = slot_row(pg, slot).await?
-    {
-        return Err(CdcError::SlotInUse {
-            slot: slot.to_owned(),
-            pid,
-        });
-    }
+    wait_until_released(pg, slot, std::time::Duration::from_secs(10)).await?;
     drop_slot(pg, slot).await?;
     pg.execute(
         &format!("DELETE FROM {SNAPSHOTS_TABLE} WHERE slot_name = $1"),

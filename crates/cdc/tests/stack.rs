@@ -626,6 +626,9 @@ async fn a_dropped_slot_is_refused_until_reset() {
         .await;
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+    cdc::slot::wait_until_released(&f.pg, &f.config.slot, Duration::from_secs(10))
+        .await
+        .unwrap();
     f.pg.execute("SELECT pg_drop_replication_slot($1)", &[&f.config.slot])
         .await
         .unwrap();

@@ -89,6 +89,25 @@ impl MartsDiff {
     pub fn is_match(&self) -> bool {
         self.tables.iter().all(TableDiff::is_match)
     }
+
+    /// A run's problem line for each table that differs from `reference` (the oracle, the
+    /// source).
+    pub fn problems(&self, reference: &str) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|t| !t.is_match())
+            .map(|t| {
+                format!(
+                    "{} differs from {reference}: {} missing, {} unexpected, {} changed, {} repeated keys",
+                    t.table,
+                    t.missing.len(),
+                    t.unexpected.len(),
+                    t.changed.len(),
+                    t.repeated.len()
+                )
+            })
+            .collect()
+    }
 }
 
 pub fn diff_marts(expected: &Marts, actual: &Marts) -> MartsDiff {

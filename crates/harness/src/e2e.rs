@@ -573,16 +573,7 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
     if built || warehouse::marts_exist(&session.sf).await? {
         let actual = warehouse::read_marts(&session.sf).await?;
         let diff = diff_marts(&expected.marts, &actual);
-        for t in diff.tables.iter().filter(|t| !t.is_match()) {
-            report.problems.push(format!(
-                "{} differs from the oracle: {} missing, {} unexpected, {} changed, {} repeated keys",
-                t.table,
-                t.missing.len(),
-                t.unexpected.len(),
-                t.changed.len(),
-                t.repeated.len()
-            ));
-        }
+        report.problems.extend(diff.problems("the oracle"));
         report.diff = Some(diff);
         report.marts = Some(actual);
     }
@@ -607,16 +598,7 @@ pub async fn run(config: &RunConfig, progress: &dyn Fn(&str)) -> Result<RunRepor
             &expected.marts.fct_orders,
         )
         .await?;
-        for t in check.diff.tables.iter().filter(|t| !t.is_match()) {
-            report.problems.push(format!(
-                "{} differs from the source: {} missing, {} unexpected, {} changed, {} repeated keys",
-                t.table,
-                t.missing.len(),
-                t.unexpected.len(),
-                t.changed.len(),
-                t.repeated.len()
-            ));
-        }
+        report.problems.extend(check.diff.problems("the source"));
         for (lsn, changes, size) in check.partial.iter().take(5) {
             report.problems.push(format!(
                 "the transaction committed at LSN {lsn} is in RAW.CDC_CHANGES in part: {changes} of its {size} changes"

@@ -86,10 +86,9 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
             .any(|f| f.unique_id.contains("unique_stg_events_event_id")),
         "dbt's own unique test fails too:\n{tests}"
     );
-    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
+    let actual = harness::warehouse::read_marts(&warehouse(&stack).await)
         .await
         .unwrap();
-    let actual = harness::warehouse::read_marts(&sf).await.unwrap();
     let diff = diff_marts(marts, &actual);
     assert!(!diff.is_match());
     let orders = &diff.tables[1];
@@ -121,21 +120,16 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
 /// The latest-per-key rule of infra/dbt/macros/latest_per_key.sql.
 const LATEST_WINS: &str = "order by occurred_at desc, produced_at desc, event_id desc";
 
-/// Builds a copy of the models whose "latest wins" orders by `ordering` instead, on the same
-/// warehouse, and diffs its marts with the oracle's (`expected`).
-async fn mutant_diff(
-    stack: &ScratchStack,
-    expected: &harness::mart::Marts,
-    name: &str,
-    ordering: &str,
-) -> harness::diff::MartsDiff {
+/// Builds a copy of the models whose `macro_file` orders by `to` instead of `from` (a rule
+/// taken out), on the same warehouse.
+async fn build_mutant(stack: &ScratchStack, name: &str, macro_file: &str, from: &str, to: &str) {
     let dir = stack.state.dir.join(name);
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&root().join("infra/dbt"), &dir);
-    let macro_file = dir.join("macros/latest_per_key.sql");
-    let sql = std::fs::read_to_string(&macro_file).unwrap();
-    assert!(sql.contains(LATEST_WINS), "the rule moved: {sql}");
-    std::fs::write(&macro_file, sql.replace(LATEST_WINS, ordering)).unwrap();
+    let path = dir.join(macro_file);
+    let sql = std::fs::read_to_string(&path).unwrap();
+    assert!(sql.contains(from), "the rule moved: {sql}");
+    std::fs::write(&path, sql.replace(from, to)).unwrap();
     let mut dbt_config = DbtConfig::for_stack(
         &stack.state,
         stack.state.dir.join(format!("{name}-work")),
@@ -145,10 +139,33 @@ async fn mutant_diff(
     let dbt = Dbt::new(dbt_config).unwrap();
     let reports = dbt.invoke(&[DbtCommand::Run]).await.unwrap();
     assert!(reports[0].ok(), "the mutant models build:\n{}", reports[0]);
-    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
+}
+
+async fn warehouse(stack: &ScratchStack) -> snowflake::Client {
+    snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
+        .await
+        .unwrap()
+}
+
+/// The marts of a copy of the models whose "latest wins" orders by `ordering`, against the
+/// oracle's (`expected`).
+async fn mutant_diff(
+    stack: &ScratchStack,
+    expected: &harness::mart::Marts,
+    name: &str,
+    ordering: &str,
+) -> harness::diff::MartsDiff {
+    build_mutant(
+        stack,
+        name,
+        "macros/latest_per_key.sql",
+        LATEST_WINS,
+        ordering,
+    )
+    .await;
+    let actual = harness::warehouse::read_marts(&warehouse(stack).await)
         .await
         .unwrap();
-    let actual = harness::warehouse::read_marts(&sf).await.unwrap();
     let diff = diff_marts(expected, &actual);
     eprintln!("{name}:\n{diff}");
     assert!(!diff.is_match(), "{name}: the mutant's marts must differ");
@@ -263,36 +280,18 @@ duration = "2s"
     );
 
     // Current state by the earliest change per key: updated and erased customers differ.
-    let dir = stack.state.dir.join("dbt-earliest-change-wins");
-    let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&root().join("infra/dbt"), &dir);
-    let macro_file = dir.join("macros/latest_change_per_key.sql");
-    let rule = "order by commit_lsn desc, change_lsn desc";
-    let sql = std::fs::read_to_string(&macro_file).unwrap();
-    assert!(sql.contains(rule), "the rule moved: {sql}");
-    std::fs::write(
-        &macro_file,
-        sql.replace(rule, "order by commit_lsn asc, change_lsn asc"),
+    build_mutant(
+        &stack,
+        "dbt-earliest-change-wins",
+        "macros/latest_change_per_key.sql",
+        "order by commit_lsn desc, change_lsn desc",
+        "order by commit_lsn asc, change_lsn asc",
     )
-    .unwrap();
-    let mut dbt_config = DbtConfig::for_stack(
-        &stack.state,
-        stack.state.dir.join("dbt-earliest-change-wins-work"),
-        false,
-    );
-    dbt_config.project_dir = dir;
-    let reports = Dbt::new(dbt_config)
-        .unwrap()
-        .invoke(&[DbtCommand::Run])
-        .await
-        .unwrap();
-    assert!(reports[0].ok(), "{}", reports[0]);
-    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
-        .await
-        .unwrap();
-    let mutant = harness::warehouse::read_table(&sf, &harness::mart::CUSTOMERS_CURRENT)
-        .await
-        .unwrap();
+    .await;
+    let mutant =
+        harness::warehouse::read_table(&warehouse(&stack).await, &harness::mart::CUSTOMERS_CURRENT)
+            .await
+            .unwrap();
     let diff = harness::diff::diff_table(&check.actual[0], &mutant);
     eprintln!("earliest change wins:\n{diff}");
     assert!(

@@ -183,8 +183,16 @@ impl Tracker {
 
     async fn look(&mut self, started: Instant, queues: &Queues) {
         let Some(sf) = &self.sf else { return };
-        let (depths, raw) =
-            tokio::join!(queues.depths(), warehouse::raw_count(sf, "EVENTS_STREAM"));
+        // Both landing tables (the change log's copies count too), one statement at a time.
+        let raw = async {
+            let stream = warehouse::raw_count(sf, "EVENTS_STREAM").await?;
+            let changes = warehouse::raw_count(sf, "CDC_CHANGES").await?;
+            Ok::<_, warehouse::WarehouseError>(warehouse::RawCount {
+                rows: stream.rows + changes.rows,
+                distinct_events: stream.distinct_events + changes.distinct_events,
+            })
+        };
+        let (depths, raw) = tokio::join!(queues.depths(), raw);
         // A probe that does not answer (the broker restarting) is left out.
         if let (Ok(d), Ok(raw)) = (depths, raw) {
             self.looks.push(Look {
