@@ -45,7 +45,7 @@ pub struct Args {
     /// lasts the scenario's `load.step`.
     #[arg(long)]
     find_max: bool,
-    /// Multiply every rate of the scenario.
+    /// Multiply every rate of the scenario (the events' and the OLTP workload's transactions).
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     rate_scale: f64,
     /// Run the measured part N times on the same stack; the spread is the noise --baseline

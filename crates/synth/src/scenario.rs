@@ -810,7 +810,8 @@ impl Scenario {
         })
     }
 
-    /// The same scenario with every source's rate multiplied by `factor` (> 0).
+    /// The same scenario with every source's rate, and the OLTP workload's transaction rate,
+    /// multiplied by `factor` (> 0).
     pub fn with_rates_scaled(&self, factor: f64) -> Self {
         let scale = |r: Rate| Rate::new(r.get() * factor).unwrap_or(r);
         let mut scaled = self.clone();
@@ -819,6 +820,9 @@ impl Scenario {
             orders: scale(self.rates.orders),
             manufacturing: scale(self.rates.manufacturing),
         };
+        if let Some(oltp) = scaled.oltp.as_mut() {
+            oltp.transactions = scale(oltp.transactions);
+        }
         scaled
     }
 

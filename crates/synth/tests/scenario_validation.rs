@@ -372,3 +372,64 @@ fn a_schedule_needs_a_stream_duration() {
     assert_eq!(key, "duration");
     assert!(msg.contains("fault schedule needs"), "{msg}");
 }
+
+#[test]
+fn revisions_are_shares_and_the_order_ones_share_the_slots() {
+    let (key, msg) = reject(&with("revisions", "card_updates = 1.5"));
+    assert_eq!(key, "revisions.card_updates");
+    assert!(msg.contains("within [0, 1]"), "{msg}");
+    let (key, msg) = reject(&with(
+        "revisions",
+        "order_amendments = 0.7\norder_cancellations = 0.6",
+    ));
+    assert_eq!(key, "revisions.order_cancellations");
+    assert!(msg.contains("must not exceed 1"), "{msg}");
+    let (key, _) = reject(&with("revisions", "amendments = 0.1"));
+    assert_eq!(key, "revisions.amendments");
+}
+
+#[test]
+fn an_oltp_workload_is_checked_before_anything_starts() {
+    let s = Scenario::parse("ok.toml", &with("oltp", "transactions = 20")).unwrap();
+    let oltp = s.oltp.unwrap();
+    assert_eq!(
+        (oltp.customers, oltp.orders, oltp.rows_per_transaction),
+        (200, 100, 4)
+    );
+    assert_eq!(s.components().len(), 4, "the cdc runs with a workload");
+    assert_eq!(
+        s.with_rates_scaled(2.0).oltp.unwrap().transactions.get(),
+        40.0,
+        "--rate-scale scales the workload too"
+    );
+
+    let (key, msg) = reject(&with("oltp", "customers = 10"));
+    assert_eq!(key, "oltp");
+    assert!(msg.contains("missing field `transactions`"), "{msg}");
+    let (key, _) = reject(&with("oltp", "transactions = 20\nrows_per_transaction = 0"));
+    assert_eq!(key, "oltp.rows_per_transaction");
+    let (key, msg) = reject(&with(
+        "oltp",
+        "transactions = 20\nmix = { new_customers = 0, customer_updates = 0, erasures = 0, new_orders = 0, status_changes = 0 }",
+    ));
+    assert_eq!(key, "oltp.mix");
+    assert!(msg.contains("every weight is 0"), "{msg}");
+    let (key, msg) = reject(&with("oltp", "transactions = 20\nmix = { erasures = -1 }"));
+    assert_eq!(key, "oltp.mix.erasures");
+    assert!(msg.contains("at least 0"), "{msg}");
+    let no_duration =
+        with("oltp", "transactions = 20").replace("duration = \"10s\"", "max_events = 100");
+    let (key, msg) = reject(&no_duration);
+    assert_eq!(key, "oltp");
+    assert!(msg.contains("`duration`"), "{msg}");
+}
+
+#[test]
+fn a_fault_on_the_cdc_needs_a_workload_for_it_to_capture() {
+    let fault = "\n[[chaos]]\nat = \"2s\"\nkind = \"kill\"\ntarget = \"cdc\"\nduration = \"1s\"\n";
+    let (key, msg) = reject(&format!("{GOOD}{fault}"));
+    assert_eq!(key, "chaos[0].target");
+    assert!(msg.contains("[oltp]"), "{msg}");
+    let with_workload = format!("{}{fault}", with("oltp", "transactions = 5"));
+    assert!(Scenario::parse("ok.toml", &with_workload).is_ok());
+}
