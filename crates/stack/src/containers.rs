@@ -25,6 +25,8 @@ pub const LABEL_SERVICE: &str = "sluice.service";
 pub const RABBITMQ_AMQP: u16 = 5672;
 pub const RABBITMQ_MANAGEMENT: u16 = 15672;
 pub const POSTGRES: u16 = 5432;
+/// Where infra/containers/postgres.Containerfile puts Sluice's start script.
+const SLUICE_POSTGRES_START: &str = "/usr/local/bin/sluice-postgres";
 
 /// Where the RabbitMQ and PostgreSQL images come from. LocalStack and fakesnow always come from
 /// Sluice's pinned images (no auth token, nothing installed at start).
@@ -164,7 +166,8 @@ pub fn specs(plan: &Plan) -> Vec<ContainerSpec> {
                 ("POSTGRES_DB", "postgres"),
             ]),
             ports: vec![(POSTGRES, p.postgres)],
-            // Sluice's start script passes its arguments on to the server.
+            // A command replaces the image's CMD, so it names what to run: the server, or
+            // Sluice's start script (which passes its arguments on to the server).
             cmd: if official {
                 ["postgres", "-c", "fsync=off"]
                     .map(String::from)
@@ -172,7 +175,9 @@ pub fn specs(plan: &Plan) -> Vec<ContainerSpec> {
                     .chain(crate::native::postgres::settings_args())
                     .collect()
             } else {
-                crate::native::postgres::settings_args()
+                std::iter::once(SLUICE_POSTGRES_START.to_owned())
+                    .chain(crate::native::postgres::settings_args())
+                    .collect()
             },
             files: vec![],
             labels: labels("postgres"),
@@ -331,6 +336,23 @@ mod tests {
                 "Sluice's LocalStack needs no token"
             );
             assert_eq!(specs[3].cmd, ["-p", "5"]);
+            // A command replaces the image's CMD: it must start with the start script the
+            // image installs, then the server settings the script passes on.
+            let containerfile = std::fs::read_to_string(
+                crate::infra_dir().join("containers/postgres.Containerfile"),
+            )
+            .unwrap();
+            assert!(
+                containerfile.contains(&format!("postgres-start.sh {SLUICE_POSTGRES_START}")),
+                "{containerfile}"
+            );
+            assert_eq!(specs[1].cmd[0], SLUICE_POSTGRES_START);
+            assert!(specs[1].cmd.contains(&"wal_level=logical".to_owned()));
+            assert!(
+                specs[1]
+                    .cmd
+                    .contains(&"track_commit_timestamp=on".to_owned())
+            );
             let defs = String::from_utf8(specs[0].files[1].1.clone()).unwrap();
             assert!(defs.contains("sluice"), "{defs}");
         });
