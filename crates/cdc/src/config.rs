@@ -9,6 +9,8 @@ pub const DEFAULT_PUBLICATION: &str = "sluice_cdc";
 pub const DEFAULT_TABLES: [&str; 2] = ["shop.customers", "shop.order_status"];
 /// Where a slot's completed initial snapshot is recorded (Debezium keeps this in its offsets).
 pub const SNAPSHOTS_TABLE: &str = "cdc.snapshots";
+/// The prefix of the heartbeat messages the component writes into the WAL.
+pub const HEARTBEAT_PREFIX: &str = "sluice.cdc.heartbeat";
 
 /// What the cdc component reads and where it sends it.
 #[derive(Clone, Debug)]
@@ -29,6 +31,10 @@ pub struct CdcConfig {
     pub feedback_interval: Duration,
     /// How long a clean stop waits for outstanding confirms.
     pub shutdown_grace: Duration,
+    /// How often the component writes a heartbeat into the WAL (a non-transactional logical
+    /// message), so the slot's position moves on while the published tables are quiet and
+    /// other writes grow the WAL; `None` for none.
+    pub heartbeat: Option<Duration>,
 }
 
 impl CdcConfig {
@@ -46,6 +52,7 @@ impl CdcConfig {
             max_unconfirmed: 10_000,
             feedback_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            heartbeat: Some(Duration::from_secs(10)),
         }
     }
 

@@ -22,7 +22,9 @@ pub mod run;
 pub mod slot;
 
 pub use catalog::{Catalog, TableInfo, TableName};
-pub use config::{CdcConfig, DEFAULT_PUBLICATION, DEFAULT_SLOT, DEFAULT_TABLES, SNAPSHOTS_TABLE};
+pub use config::{
+    CdcConfig, DEFAULT_PUBLICATION, DEFAULT_SLOT, DEFAULT_TABLES, HEARTBEAT_PREFIX, SNAPSHOTS_TABLE,
+};
 pub use error::CdcError;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use run::run;

@@ -51,6 +51,11 @@ struct Cli {
     /// How often the confirmed position is reported to PostgreSQL.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     feedback_interval: Duration,
+    /// How often to write a heartbeat into the WAL (a logical message the stream brings back
+    /// and the slot is acknowledged past), so the slot lets go of WAL other tables write while
+    /// the published ones are quiet; 0s for none.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
     /// On shutdown, how long to wait for outstanding confirms.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
@@ -90,6 +95,7 @@ async fn main() -> Result<()> {
     config.max_unconfirmed = cli.max_unconfirmed.max(1);
     config.feedback_interval = cli.feedback_interval;
     config.shutdown_grace = cli.shutdown_grace;
+    config.heartbeat = (!cli.heartbeat.is_zero()).then_some(cli.heartbeat);
 
     if let Some(Command::Reset) = cli.command {
         let (pg, connection) = tokio_postgres::connect(&config.postgres_url, tokio_postgres::NoTls)

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub acked_lsn: AtomicU64,
     pub truncates_skipped: AtomicU64,
     pub restarts: AtomicU64,
+    pub heartbeats: AtomicU64,
     /// Per change: from its commit to the broker confirming it.
     pub commit_to_confirm: LatencyRecorder,
 }
@@ -35,6 +36,10 @@ pub struct MetricsSnapshot {
     pub truncates_skipped: u64,
     /// Sessions started again after a failure (each resumes at the slot's confirmed LSN).
     pub restarts: u64,
+    /// Heartbeats read back from the stream and acknowledged in order (see
+    /// `CdcConfig::heartbeat`).
+    #[serde(default)]
+    pub heartbeats: u64,
     /// Microseconds from commit to broker confirm, per streamed change.
     #[serde(default)]
     pub commit_to_confirm_us: EncodedHistogram,
@@ -52,6 +57,7 @@ impl MetricsSnapshot {
             acked_lsn: self.acked_lsn.max(earlier.acked_lsn),
             truncates_skipped: self.truncates_skipped + earlier.truncates_skipped,
             restarts: self.restarts + earlier.restarts,
+            heartbeats: self.heartbeats + earlier.heartbeats,
             commit_to_confirm_us: self
                 .commit_to_confirm_us
                 .plus(&earlier.commit_to_confirm_us),
@@ -70,6 +76,7 @@ impl Metrics {
             acked_lsn: self.acked_lsn.load(Relaxed),
             truncates_skipped: self.truncates_skipped.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
+            heartbeats: self.heartbeats.load(Relaxed),
             commit_to_confirm_us: self.commit_to_confirm.encoded(),
         }
     }

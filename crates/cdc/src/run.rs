@@ -133,6 +133,8 @@ async fn session(
     let exchange = publisher.exchange().to_owned();
     let stream_config = ReplicationStreamConfig::builder(&config.slot, &config.publication)
         .with_feedback_interval(config.feedback_interval)
+        // Logical messages: the heartbeats come back through the stream.
+        .with_messages(config.heartbeat.is_some())
         // Restarts are this module's: one attempt, then a session from the slot's position.
         .with_retry_config(RetryConfig {
             max_attempts: 1,
@@ -154,7 +156,11 @@ async fn session(
                 if let Some(lsn) = c.ack_lsn {
                     feedback.update_applied_lsn(lsn);
                     metrics.acked_lsn.fetch_max(lsn, Relaxed);
-                    Metrics::add(&metrics.confirmed_transactions, 1);
+                    if c.commit_us == 0 {
+                        Metrics::add(&metrics.heartbeats, 1);
+                    } else {
+                        Metrics::add(&metrics.confirmed_transactions, 1);
+                    }
                     let now = runtime::latency::unix_micros();
                     metrics
                         .commit_to_confirm
@@ -175,6 +181,14 @@ async fn session(
         permits: Arc::new(Semaphore::new(config.max_unconfirmed)),
         max_unconfirmed: config.max_unconfirmed,
     };
+    // Ends with the session, whichever way it ends.
+    let _heartbeat = config.heartbeat.map(|every| {
+        AbortOnDrop(tokio::spawn(beat(
+            config.postgres_url.clone(),
+            every,
+            session_cancel.clone(),
+        )))
+    });
 
     let read = async {
         let mut stream = match start {
@@ -328,6 +342,44 @@ async fn take_snapshot(
     Ok(stream)
 }
 
+/// A task that stops when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Writes a heartbeat into the WAL every `every` until `cancel`: a non-transactional logical
+/// message, which the stream delivers at once. It passes through the confirmer like an empty
+/// transaction, so its LSN is acknowledged only after every change before it is confirmed:
+/// the slot's position then moves past WAL other tables wrote while the published ones were
+/// quiet, and the WAL it holds stays bounded.
+async fn beat(url: String, every: Duration, cancel: CancellationToken) {
+    let Ok(pg) = connect(&url).await else {
+        tracing::warn!("heartbeats off: no connection for them");
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = pg
+            .execute(
+                "SELECT pg_logical_emit_message(false, $1, '')",
+                &[&crate::HEARTBEAT_PREFIX],
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "writing a heartbeat");
+        }
+    }
+}
+
 /// A transaction being read: its changes are published at its commit, all together.
 struct Transaction {
     tx_id: u32,
@@ -410,6 +462,15 @@ async fn stream_changes(
                     change_lsn: lsn,
                 },
             ),
+            EventType::Message {
+                flags: 0,
+                message_lsn,
+                prefix,
+                ..
+            } if &*prefix == crate::HEARTBEAT_PREFIX && open.is_none() => {
+                // Nothing to publish; acknowledged in order, after everything before it.
+                outbox.send(&[], Some(message_lsn.value()), 0, None).await?;
+            }
             EventType::Truncate { tables, .. } => {
                 tracing::warn!(?tables, "TRUNCATE of published tables is not propagated");
                 Metrics::add(&metrics.truncates_skipped, 1);

@@ -711,3 +711,59 @@ async fn changes_no_queue_takes_stop_the_component_naming_the_binding() {
         "nothing recorded as done"
     );
 }
+
+/// While the published tables are quiet, other tables still grow the WAL: the heartbeats move
+/// the slot's confirmed position past it, so the slot does not hold it back. Without them it
+/// stays where the last change was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_move_a_quiet_slot_past_other_tables_wal() {
+    let f = Fixture::new(FieldTable::default()).await;
+    let mut config = f.config.clone();
+    config.heartbeat = Some(Duration::from_millis(500));
+    let (task, stop) = spawn(config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cdc::slot::snapshot_record(&f.pg, &f.config.slot)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no snapshot record");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f.pg.batch_execute(
+        "CREATE TABLE public.noise (x text); \
+         INSERT INTO public.noise SELECT repeat('x', 500) FROM generate_series(1, 20000)",
+    )
+    .await
+    .unwrap();
+    let after_noise: String =
+        f.pg.query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+    let after_noise = pg_walstream::parse_lsn(&after_noise).unwrap();
+    let confirmed = || async {
+        let text: String =
+            f.pg.query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&f.config.slot],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        pg_walstream::parse_lsn(&text).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while confirmed().await < after_noise {
+        assert!(
+            Instant::now() < deadline,
+            "the slot stayed at {} while the WAL went to {after_noise} (10 MB of another table's rows)",
+            confirmed().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stop.send(());
+    let metrics = task.await.unwrap().unwrap();
+    assert!(metrics.heartbeats > 0, "{metrics:?}");
+    assert_eq!(metrics.changes, 0, "a heartbeat publishes nothing");
+}
