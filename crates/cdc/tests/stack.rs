@@ -132,6 +132,19 @@ impl Fixture {
             .unwrap();
     }
 
+    /// Waits for the cdc's snapshot record (its snapshot confirmed by the broker).
+    async fn snapshot_recorded(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while cdc::slot::snapshot_record(&self.pg, &self.config.slot)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(Instant::now() < deadline, "no snapshot record");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Messages waiting in the test's queue.
     async fn waiting(&self) -> u32 {
         self.channel
@@ -387,15 +400,7 @@ async fn changes_the_broker_refused_are_sent_again_until_it_takes_them() {
     let mut f = Fixture::new(args).await;
     let (task, stop) = spawn(f.config.clone());
     // Wait for the empty snapshot, then 200 inserts in 20 transactions.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cdc::slot::snapshot_record(&f.pg, &f.config.slot)
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "no snapshot record");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    f.snapshot_recorded(Duration::from_secs(30)).await;
     for t in 0..20 {
         f.customers(t * 10..t * 10 + 10).await;
     }
@@ -721,15 +726,7 @@ async fn heartbeats_move_a_quiet_slot_past_other_tables_wal() {
     let mut config = f.config.clone();
     config.heartbeat = Some(Duration::from_millis(500));
     let (task, stop) = spawn(config);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cdc::slot::snapshot_record(&f.pg, &f.config.slot)
-        .await
-        .unwrap()
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "no snapshot record");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    f.snapshot_recorded(Duration::from_secs(30)).await;
     f.pg.batch_execute(
         "CREATE TABLE public.noise (x text); \
          INSERT INTO public.noise SELECT repeat('x', 500) FROM generate_series(1, 20000)",
