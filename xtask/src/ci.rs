@@ -23,6 +23,10 @@ pub struct Args {
     /// List the steps and exit.
     #[arg(long)]
     list: bool,
+    /// The inner loop: formatting, the tests that start no service (unit, property, contract,
+    /// tidy, CLI without a stack), and the smoke scenario end to end.
+    #[arg(long)]
+    quick: bool,
 }
 
 /// How a step's command is made: only when it runs (a lint step installs its tools first).
@@ -61,13 +65,42 @@ fn lint(tool: &'static str, args: &'static [&'static str]) -> MakeCommand {
     })
 }
 
+fn fmt_step() -> Step {
+    Step {
+        name: "fmt",
+        what: "formatting",
+        command: cargo(&["fmt", "--all", "--check"]),
+    }
+}
+
+fn e2e_smoke_step() -> Step {
+    Step {
+        name: "e2e-smoke",
+        what: "the smoke scenario end to end, marts against the oracle (the README's first command)",
+        command: xtask(&["e2e", "--scenario", "scenarios/smoke.toml"]),
+    }
+}
+
+/// `cargo xtask ci --quick`: minutes, for the inner loop.
+fn quick_steps() -> Vec<Step> {
+    vec![
+        fmt_step(),
+        Step {
+            name: "test-quick",
+            what: "the tests that start no service: unit, property, contract, tidy, CLI without a stack",
+            command: xtask(&["test", "--quick"]),
+        },
+        e2e_smoke_step(),
+    ]
+}
+
+/// What `.ci/run` runs. Each check lives in one place: every fault kind is proven by
+/// `harness/tests/chaos.rs` (one run per kind, and random mixes), the change log with a killed
+/// cdc by `harness/tests/e2e.rs`, the load test's reports and gates by `xtask/tests/load_cli.rs`;
+/// the steps after `test` are what no test binary runs: the commands as a user types them.
 fn steps() -> Vec<Step> {
     vec![
-        Step {
-            name: "fmt",
-            what: "formatting",
-            command: cargo(&["fmt", "--all", "--check"]),
-        },
+        fmt_step(),
         Step {
             name: "images",
             what: "the container provider's images, built from infra/containers and the pins (reused when unchanged); the tests use them",
@@ -75,38 +108,14 @@ fn steps() -> Vec<Step> {
         },
         Step {
             name: "test",
-            what: "the workspace's tests (unit, property, tidy, and the real-stack tests on both providers)",
-            command: cargo(&["test", "--workspace", "--all-targets", "--locked"]),
+            what: "the workspace's tests, a few binaries at a time (unit, property, tidy, and the real-stack tests on both providers: every fault kind, the change log, load-test's CLI)",
+            command: xtask(&["test"]),
         },
-        Step {
-            name: "e2e-smoke",
-            what: "the smoke scenario end to end, marts against the oracle",
-            command: xtask(&["e2e", "--scenario", "scenarios/smoke.toml"]),
-        },
+        e2e_smoke_step(),
         Step {
             name: "e2e-dirty",
             what: "duplicates, late and poison events end to end",
             command: xtask(&["e2e", "--scenario", "scenarios/dirty.toml"]),
-        },
-        Step {
-            name: "e2e-chaos",
-            what: "every fault kind mid-stream (kill, pause, broker restart, crash after put, duplicate notices, outages): nothing lost",
-            command: xtask(&["e2e", "--scenario", "scenarios/chaos.toml"]),
-        },
-        Step {
-            name: "e2e-cdc",
-            what: "change data capture end to end (snapshot, stream, a killed cdc): current state and SCD2 history against PostgreSQL",
-            command: xtask(&["e2e", "--scenario", "scenarios/cdc.toml"]),
-        },
-        Step {
-            name: "load-smoke",
-            what: "a short load test through the real pipeline, with its reports and gates",
-            command: xtask(&[
-                "load-test",
-                "--scenario",
-                "scenarios/load-smoke.toml",
-                "--dev",
-            ]),
         },
         Step {
             name: "e2e-containers",
@@ -157,7 +166,7 @@ fn steps() -> Vec<Step> {
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         let root = root();
-        let all = steps();
+        let all = if self.quick { quick_steps() } else { steps() };
         let names: Vec<&str> = all.iter().map(|s| s.name).collect();
         for name in self.skip.iter().chain(&self.only) {
             if !names.contains(&name.as_str()) {
@@ -226,6 +235,16 @@ impl Args {
             "total",
             started.elapsed().as_secs_f64()
         );
+        // The slowest test binaries of this run's test step, so a slow test is seen when it
+        // lands.
+        if done.iter().any(|(name, ..)| name.starts_with("test"))
+            && let Ok(path) = crate::test::last_run_path()
+            && let Ok(bytes) = std::fs::read(&path)
+            && let Ok(record) = serde_json::from_slice::<crate::test::RunRecord>(&bytes)
+        {
+            eprintln!("slowest test binaries:");
+            crate::test::print_slowest(&record, 10);
+        }
         match failed {
             Some((name, status)) => bail!("CI step `{name}` failed ({status})"),
             None => Ok(()),

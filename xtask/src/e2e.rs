@@ -20,12 +20,14 @@ pub struct Args {
     chaos: ChaosArg,
     #[command(flatten)]
     provider: crate::stack_args::ProviderArg,
+    #[command(flatten)]
+    queue_timeouts: crate::stack_args::QueueTimeoutsArg,
     /// Leave the stack running afterwards (to look at the warehouse, say with `cargo xtask sql`).
     #[arg(long)]
     keep: bool,
-    /// How long, after the last publish, every event may take to reach RAW [default: 120s, or
-    /// 300s with a fault schedule: messages a killed consumer held come back only after their
-    /// queue's visibility timeout, 60 s for ingest and 120 s for notices].
+    /// How long, after the last publish, every event may take to reach RAW [default: 120s, plus
+    /// with a fault schedule both queues' visibility timeouts (the stack's, see `--profile`):
+    /// messages a killed consumer held come back only after them].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     quiesce_timeout: Option<Duration>,
     /// Publish as fast as the broker confirms instead of at the scenario's rate.
@@ -52,6 +54,9 @@ impl Args {
         )?;
         let provider = self.provider.kind(crate::stack_args::Provider::Native);
         crate::stack_args::check_faults_for(provider, &chaos)?;
+        let queue_timeouts = self
+            .queue_timeouts
+            .timeouts(crate::stack_args::Profile::Test)?;
         let mut phases = Vec::new();
 
         let started = Instant::now();
@@ -67,8 +72,11 @@ impl Args {
             &rt,
             &root,
             &self.stack.stack,
-            provider,
-            self.provider.image_choice(),
+            crate::stack_args::NewStack {
+                provider,
+                images: self.provider.image_choice(),
+                queue_timeouts,
+            },
         )?;
         phases.push(Phase {
             name: "up",
@@ -77,11 +85,18 @@ impl Args {
 
         let mut config = RunConfig::new(scenario, root.clone(), self.stack.stack.clone(), binaries);
         config.seed = self.scenario.seed;
-        config.quiesce_timeout = self.quiesce_timeout.unwrap_or(if chaos.is_empty() {
-            Duration::from_secs(120)
-        } else {
-            Duration::from_secs(300)
-        });
+        // The running stack's timeouts, which may not be the ones asked for above.
+        let redelivery = stack::State::load(&root, &self.stack.stack)
+            .context("reading the stack's state")?
+            .aws
+            .queue_timeouts
+            .redelivery_bound();
+        config.quiesce_timeout =
+            self.quiesce_timeout
+                .unwrap_or(harness::e2e::default_quiesce_timeout(
+                    !chaos.is_empty(),
+                    redelivery,
+                ));
         config.overlap = self.overlap;
         config.chaos = chaos;
         config.pacing = if self.unpaced {

@@ -26,6 +26,8 @@ pub struct Args {
     chaos: ChaosArg,
     #[command(flatten)]
     provider: crate::stack_args::ProviderArg,
+    #[command(flatten)]
+    queue_timeouts: crate::stack_args::QueueTimeoutsArg,
     /// Leave the stack running afterwards.
     #[arg(long)]
     keep: bool,
@@ -155,6 +157,10 @@ impl Args {
         )?;
         let provider = self.provider.kind(crate::stack_args::Provider::Native);
         crate::stack_args::check_faults_for(provider, &chaos)?;
+        // The production queues: what the pipeline is measured with.
+        let queue_timeouts = self
+            .queue_timeouts
+            .timeouts(crate::stack_args::Profile::Production)?;
         anyhow::ensure!(
             chaos.is_empty() || !self.find_max,
             "--find-max measures capacity and does not run a fault schedule; drop --find-max, \
@@ -179,8 +185,11 @@ impl Args {
             &rt,
             &root,
             &self.stack.stack,
-            provider,
-            self.provider.image_choice(),
+            crate::stack_args::NewStack {
+                provider,
+                images: self.provider.image_choice(),
+                queue_timeouts,
+            },
         )?;
         let out = self.out.clone().unwrap_or_else(|| {
             stack::stack_dir(&root, &self.stack.stack)

@@ -13,6 +13,7 @@ mod load_test;
 mod sql;
 mod stack_args;
 mod status;
+mod test;
 mod up;
 
 use std::process::ExitCode;
@@ -100,16 +101,29 @@ enum Command {
     /// 99 a gate failed (each named, with the measured value and the limit), 1 anything else
     /// (lost events, a drain that timed out, a service that does not answer).
     LoadTest(load_test::Args),
+    /// Run the workspace's test binaries, several at a time, each timed.
+    ///
+    /// Builds what `cargo test --workspace --all-targets --locked` builds, then runs its test
+    /// binaries `--jobs` at a time (longest first, by the last run), each as cargo runs it, with
+    /// its output in a log printed when it ends; lists the slowest at the end. Every binary
+    /// runs even when one fails; exits non-zero if any failed. Most binaries wait on a scratch
+    /// stack of their own, so running a few at once shortens the wall clock without changing
+    /// what a test does. `--quick`: only the binaries that start no service.
+    Test(test::Args),
     /// What CI runs, in order, with a timing line per step (`--list` shows the steps).
     ///
-    /// Formatting; the workspace's tests (unit, property, tidy and real-stack tests); the smoke,
-    /// dirty and chaos scenarios end to end; a short load test; the container provider's images,
-    /// its tests against the real engine and the smoke scenario on it; the Lambda build (with the
-    /// same compiled dependencies as everything else); then the GitHub workflow against its schema
-    /// and cfn-lint on the CloudFormation template, from pinned Python tools. The container steps
+    /// Formatting; the container provider's images; the workspace's tests (`cargo xtask
+    /// test`: unit, property, tidy, and the real-stack tests on both providers: every fault
+    /// kind, the change log, the load test's CLI); the smoke and dirty scenarios end to end, and
+    /// the smoke one on the container provider; the Lambda build (with the same compiled
+    /// dependencies as everything else); then the GitHub workflow against its schema and
+    /// cfn-lint on the CloudFormation template, from pinned Python tools. The container steps
     /// need a Docker engine: DOCKER_HOST (as `.ci/run` sets), the system's, or Sluice's own,
-    /// which `images` starts where none answers.
-    /// Stops at the first failing step and exits non-zero.
+    /// which `images` starts where none answers. Ends with every step's time and the ten
+    /// slowest test binaries. Stops at the first failing step and exits non-zero.
+    ///
+    /// `--quick` is the inner loop: formatting, the tests that start no service, and the smoke
+    /// scenario end to end.
     Ci(ci::Args),
 }
 
@@ -137,6 +151,7 @@ fn main() -> ExitCode {
         Command::Sql(args) => args.run(),
         Command::E2e(args) => args.run(),
         Command::LoadTest(args) => return exit(args.run()),
+        Command::Test(args) => args.run(),
         Command::Ci(args) => args.run(),
     };
     exit(result.map(|()| ExitCode::SUCCESS))

@@ -123,6 +123,76 @@ impl ProviderArg {
     }
 }
 
+/// `--profile` and the timeout overrides: what a stack this command creates has its queues made
+/// with (a running stack keeps what it was created with).
+#[derive(clap::Args, Clone)]
+pub struct QueueTimeoutsArg {
+    /// Queue timeouts of a stack this command creates. production: the template's AWS-correct
+    /// defaults (visibility timeout 60 s on the ingest queue, six times a 10 s batcher function
+    /// timeout, and 120 s on the snowpipe-notify queue; 5 receives before the dead-letter
+    /// queue). test: 5 s each, so a message a killed consumer held comes back in seconds.
+    /// [default: production for `up` and `load-test`, test for `e2e`]
+    #[arg(long, value_enum, value_name = "PROFILE")]
+    pub profile: Option<Profile>,
+    /// The ingest queue's visibility timeout (whole seconds, 1s-12h), over the profile's.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ingest_visibility_timeout: Option<std::time::Duration>,
+    /// The snowpipe-notify queue's visibility timeout (whole seconds, 1s-12h), over the
+    /// profile's.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub notify_visibility_timeout: Option<std::time::Duration>,
+    /// Receives of an ingest message before the queue moves it to its dead-letter queue
+    /// (1-1000), over the profile's.
+    #[arg(long, value_name = "N")]
+    pub max_receive_count: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    Production,
+    Test,
+}
+
+impl QueueTimeoutsArg {
+    /// The profile's timeouts (`default` when none was given) with the overrides applied; a
+    /// value SQS would refuse is an error naming its flag, said before anything starts.
+    pub fn timeouts(&self, default: Profile) -> anyhow::Result<stack::QueueTimeouts> {
+        let mut t = match self.profile.unwrap_or(default) {
+            Profile::Production => stack::QueueTimeouts::PRODUCTION,
+            Profile::Test => stack::QueueTimeouts::TEST,
+        };
+        let seconds = |flag: &str, d: std::time::Duration| -> anyhow::Result<u32> {
+            if d.subsec_nanos() != 0 || d.as_secs() < 1 || d.as_secs() > 43_200 {
+                anyhow::bail!(
+                    "{flag} {}: SQS takes whole seconds from 1s to 12h",
+                    humantime::format_duration(d)
+                );
+            }
+            Ok(d.as_secs() as u32)
+        };
+        if let Some(d) = self.ingest_visibility_timeout {
+            t.ingest_visibility_s = seconds("--ingest-visibility-timeout", d)?;
+        }
+        if let Some(d) = self.notify_visibility_timeout {
+            t.notify_visibility_s = seconds("--notify-visibility-timeout", d)?;
+        }
+        if let Some(n) = self.max_receive_count {
+            if !(1..=1000).contains(&n) {
+                anyhow::bail!("--max-receive-count {n}: SQS takes 1 to 1000");
+            }
+            t.max_receive_count = n;
+        }
+        Ok(t)
+    }
+}
+
+/// What a command that may create a stack creates it with.
+pub struct NewStack {
+    pub provider: ProviderKind,
+    pub images: stack::containers::ImageChoice,
+    pub queue_timeouts: stack::QueueTimeouts,
+}
+
 /// Whether every image of the container provider exists on the engine.
 fn images_built(engine: &stack::engine::Engine) -> bool {
     stack::images::plan(&stack::infra_dir())
@@ -158,29 +228,36 @@ pub fn ensure_up(
     rt: &tokio::runtime::Runtime,
     root: &Path,
     name: &StackName,
-    provider: ProviderKind,
-    images: stack::containers::ImageChoice,
+    new: NewStack,
 ) -> anyhow::Result<bool> {
-    eprintln!("bringing up stack `{name}` ({provider} provider) if needed...");
+    eprintln!(
+        "bringing up stack `{name}` ({} provider) if needed...",
+        new.provider
+    );
     Ok(
         match rt.block_on(stack::up(UpOptions {
             root: root.to_owned(),
             name: name.clone(),
-            provider,
+            provider: new.provider,
             ports: Ports::default(),
             binaries: Binaries::default(),
             stop_on_ctrl_c: true,
-            images,
+            images: new.images,
+            queue_timeouts: new.queue_timeouts,
         }))? {
             UpOutcome::AlreadyRunning(state) => {
                 eprintln!(
-                    "using stack `{}` ({} provider), running since {}; it stays up afterwards",
-                    state.stack, state.provider, state.created_at
+                    "using stack `{}` ({} provider, {}), running since {}; it stays up afterwards",
+                    state.stack, state.provider, state.aws.queue_timeouts, state.created_at
                 );
                 false
             }
-            UpOutcome::Started { elapsed, .. } => {
-                eprintln!("stack is up in {:.1}s", elapsed.as_secs_f64());
+            UpOutcome::Started { state, elapsed, .. } => {
+                eprintln!(
+                    "stack is up in {:.1}s ({})",
+                    elapsed.as_secs_f64(),
+                    state.aws.queue_timeouts
+                );
                 true
             }
         },

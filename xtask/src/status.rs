@@ -18,7 +18,10 @@ impl Args {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            println!("stack {} ({} provider)", report.stack, report.provider);
+            println!(
+                "stack {} ({} provider; queues: {})",
+                report.stack, report.provider, report.queue_timeouts
+            );
             println!(
                 "{:<11} {:<8} {:>12} {:>9}  endpoint",
                 "service", "healthy", "pid", "uptime"

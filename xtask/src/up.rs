@@ -12,6 +12,8 @@ pub struct Args {
     stack: StackArg,
     #[command(flatten)]
     provider: ProviderArg,
+    #[command(flatten)]
+    queue_timeouts: crate::stack_args::QueueTimeoutsArg,
     /// AMQP port for RabbitMQ (default: a free one).
     #[arg(long)]
     rabbitmq_port: Option<u16>,
@@ -50,6 +52,9 @@ impl Args {
             },
             stop_on_ctrl_c: true,
             images: self.provider.image_choice(),
+            queue_timeouts: self
+                .queue_timeouts
+                .timeouts(crate::stack_args::Profile::Production)?,
         };
         eprintln!(
             "bringing up stack `{}` ({} provider)...",
@@ -58,8 +63,8 @@ impl Args {
         match runtime()?.block_on(stack::up(options))? {
             UpOutcome::AlreadyRunning(state) => {
                 eprintln!(
-                    "stack `{}` is already running (since {}); nothing to do",
-                    state.stack, state.created_at
+                    "stack `{}` is already running (since {}, {}); nothing to do",
+                    state.stack, state.created_at, state.aws.queue_timeouts
                 );
             }
             UpOutcome::Started {
@@ -71,9 +76,10 @@ impl Args {
                     eprintln!("  {:>6.1}s  {}", phase.done_after.as_secs_f64(), phase.name);
                 }
                 eprintln!(
-                    "stack `{}` is up in {:.1}s; state in {}",
+                    "stack `{}` is up in {:.1}s ({}); state in {}",
                     state.stack,
                     elapsed.as_secs_f64(),
+                    state.aws.queue_timeouts,
                     state.dir.join("state.json").display()
                 );
                 eprintln!(

@@ -122,9 +122,24 @@ fn every_command_is_built_and_says_what_it_does() {
     let list = xtask(&["ci", "--list"]);
     assert!(list.status.success());
     let steps = String::from_utf8(list.stdout).unwrap();
-    for step in ["fmt", "test", "e2e-smoke", "load-smoke", "lint-workflow"] {
+    for step in [
+        "fmt",
+        "images",
+        "test",
+        "e2e-smoke",
+        "e2e-dirty",
+        "lint-workflow",
+    ] {
         assert!(steps.contains(step), "{step} missing from:\n{steps}");
     }
+    let quick = xtask(&["ci", "--quick", "--list"]);
+    assert!(quick.status.success());
+    let quick = String::from_utf8(quick.stdout).unwrap();
+    let names: Vec<&str> = quick
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["fmt", "test-quick", "e2e-smoke"], "{quick}");
     let bad = xtask(&["ci", "--skip", "tset"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no CI step `tset`"));

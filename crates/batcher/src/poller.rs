@@ -18,6 +18,54 @@ use crate::metrics::Metrics;
 use crate::sink::Sink;
 use crate::{BatcherConfig, BatcherError, MetricsSnapshot};
 
+/// Refuses a batch window the queue's visibility timeout cannot cover: records received at the
+/// start of a batch would become visible to other receivers while it fills, and be written
+/// twice. A queue that cannot be asked now (an outage) is not a reason to stop polling it.
+async fn check_visibility_timeout(
+    sqs: &aws_sdk_sqs::Client,
+    config: &BatcherConfig,
+) -> Result<(), BatcherError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let asked = sqs
+        .get_queue_attributes()
+        .queue_url(&config.queue_url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await;
+    let seconds = match asked {
+        Ok(out) => out
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout).cloned())
+            .and_then(|v| v.parse::<u64>().ok()),
+        Err(e) => {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "cannot read the queue's visibility timeout; polling without checking the batch window against it");
+            None
+        }
+    };
+    match seconds {
+        Some(s) => window_fits(config.batch_window, Duration::from_secs(s))
+            .map_err(|why| BatcherError::Config(format!("{}: {why}", config.queue_url))),
+        None => Ok(()),
+    }
+}
+
+/// A batch is handled within its window plus a put and a publish: the window may take at most
+/// half the visibility timeout (an event-source mapping keeps a wider margin still).
+fn window_fits(batch_window: Duration, visibility_timeout: Duration) -> Result<(), String> {
+    if batch_window * 2 > visibility_timeout {
+        return Err(format!(
+            "--batch-window {} is more than half the queue's visibility timeout ({} s): records \
+             would become visible to other receivers while their batch fills and be written \
+             twice; shorten the window, or create the stack with a longer timeout \
+             (`cargo xtask up --ingest-visibility-timeout`, the template's \
+             IngestVisibilityTimeout)",
+            humantime::format_duration(batch_window),
+            visibility_timeout.as_secs()
+        ));
+    }
+    Ok(())
+}
+
 /// DeleteMessageBatch calls in flight per invocation.
 const DELETES_IN_FLIGHT: usize = 8;
 
@@ -39,6 +87,7 @@ pub async fn run<S: Sink + 'static>(
             "batch_size, receivers and concurrency must be at least 1".into(),
         ));
     }
+    check_visibility_timeout(&sqs, &config).await?;
     let metrics = handler.metrics().clone();
     let (tx, mut rx) = mpsc::channel::<Received>(config.batch_size.max(10) * 2);
     let mut receivers = JoinSet::new();
@@ -289,5 +338,24 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_fits;
+    use std::time::Duration;
+
+    #[test]
+    fn a_window_longer_than_half_the_visibility_timeout_is_refused() {
+        let s = Duration::from_secs;
+        assert!(window_fits(Duration::from_millis(500), s(5)).is_ok());
+        assert!(window_fits(Duration::from_millis(2500), s(5)).is_ok());
+        let refused = window_fits(s(3), s(5)).unwrap_err();
+        assert!(
+            refused.contains("--batch-window 3s") && refused.contains("(5 s)"),
+            "{refused}"
+        );
+        assert!(refused.contains("--ingest-visibility-timeout"), "{refused}");
     }
 }

@@ -103,6 +103,14 @@ impl RunConfig {
     }
 }
 
+/// How long a run may take to deliver everything after its last publish: two minutes, plus,
+/// with faults, the stack's `redelivery` bound (both queues' visibility timeouts), since a
+/// killed consumer's messages come back only after them.
+pub fn default_quiesce_timeout(with_faults: bool, redelivery: Duration) -> Duration {
+    let base = Duration::from_secs(120);
+    if with_faults { base + redelivery } else { base }
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Phase {
     pub name: &'static str,

@@ -46,6 +46,7 @@ impl AwsArgs {
                 region: self.aws_region.clone(),
                 process: None,
                 outputs: state.map(|s| s.aws.outputs.clone()).unwrap_or_default(),
+                queue_timeouts: state.map(|s| s.aws.queue_timeouts).unwrap_or_default(),
             },
         }
     }

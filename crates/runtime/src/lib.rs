@@ -21,7 +21,7 @@ pub mod state;
 
 pub use metrics_file::{MetricsFile, write_json};
 pub use name::{InvalidStackName, StackName};
-pub use state::{State, StateError};
+pub use state::{QueueTimeouts, State, StateError};
 
 /// Structured logs on stderr; `RUST_LOG` overrides the level (default `info`).
 pub fn init_tracing() {

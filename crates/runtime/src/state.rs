@@ -134,6 +134,75 @@ pub struct Aws {
     pub process: Option<ProcessInfo>,
     /// The CloudFormation stack's Outputs (BucketName, IngestQueueUrl, ...).
     pub outputs: BTreeMap<String, String>,
+    /// The queues' timeouts as the CloudFormation stack has them (its parameters). States
+    /// written before they were parameters had the production values.
+    #[serde(default)]
+    pub queue_timeouts: QueueTimeouts,
+}
+
+/// How long the pipeline's SQS queues keep a received message from other consumers, and how
+/// many receives move it to the dead-letter queue: the template's parameters, chosen when a
+/// stack is created. A consumer that dies holding messages gives them back only after their
+/// visibility timeout, so these bound every recovery; the harness reads them here instead of
+/// assuming the production values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueTimeouts {
+    /// The ingest queue (relay -> batcher), in seconds.
+    pub ingest_visibility_s: u32,
+    /// The snowpipe-notify queue (the batcher's notices -> pipe), in seconds.
+    pub notify_visibility_s: u32,
+    /// Receives of an ingest message before its queue's redrive moves it to the DLQ.
+    pub max_receive_count: u32,
+}
+
+impl QueueTimeouts {
+    /// What a deployment to AWS keeps: an event-source mapping needs the source queue's
+    /// visibility timeout at least six times the function's timeout (60 s covers a batcher
+    /// timeout up to 10 s), and the pipe's loads of large files need minutes.
+    pub const PRODUCTION: Self = Self {
+        ingest_visibility_s: 60,
+        notify_visibility_s: 120,
+        max_receive_count: 5,
+    };
+
+    /// Test stacks: a message held by a killed or crashed consumer comes back in seconds. Longer
+    /// than any batch a test holds (its window plus a put and a publish), so a live consumer's
+    /// messages are not taken from it.
+    pub const TEST: Self = Self {
+        ingest_visibility_s: 5,
+        notify_visibility_s: 5,
+        max_receive_count: 5,
+    };
+
+    pub fn ingest_visibility(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.ingest_visibility_s.into())
+    }
+
+    pub fn notify_visibility(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.notify_visibility_s.into())
+    }
+
+    /// The longest a killed consumer can keep events from RAW: its ingest messages come back
+    /// after one timeout, the notices of files it wrote after the other.
+    pub fn redelivery_bound(&self) -> std::time::Duration {
+        self.ingest_visibility() + self.notify_visibility()
+    }
+}
+
+impl Default for QueueTimeouts {
+    fn default() -> Self {
+        Self::PRODUCTION
+    }
+}
+
+impl std::fmt::Display for QueueTimeouts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "visibility timeout ingest {} s, notify {} s; max receives {}",
+            self.ingest_visibility_s, self.notify_visibility_s, self.max_receive_count
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -291,6 +360,18 @@ fn screaming(camel: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_from_before_queue_timeouts_reads_with_the_production_ones() {
+        let aws: Aws = serde_json::from_str(
+            r#"{"endpoint_url": null, "region": "us-east-1", "process": null, "outputs": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(aws.queue_timeouts, QueueTimeouts::PRODUCTION);
+        assert!(
+            QueueTimeouts::TEST.redelivery_bound() < QueueTimeouts::PRODUCTION.redelivery_bound()
+        );
+    }
 
     #[test]
     fn outputs_become_screaming_snake_case() {

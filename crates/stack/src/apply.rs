@@ -9,15 +9,25 @@ use aws_sdk_cloudformation::types::{Parameter, StackStatus};
 
 use crate::StackName;
 use crate::error::{Result, StackError, apply_err, io_err};
+use runtime::QueueTimeouts;
 use runtime::state::Aws;
 
-/// Creates (or, when it exists, reuses) the pipeline's CloudFormation stack and returns its
-/// Outputs. Creation is asynchronous: the status is polled until it settles.
+/// What a CloudFormation stack was created with and gives back.
+pub(crate) struct Applied {
+    pub outputs: BTreeMap<String, String>,
+    /// As the stack has them: a reused stack keeps the parameters it was created with.
+    pub queue_timeouts: QueueTimeouts,
+}
+
+/// Creates (or, when it exists, reuses) the pipeline's CloudFormation stack with `timeouts` as
+/// its parameters and returns its Outputs. Creation is asynchronous: the status is polled until
+/// it settles.
 pub(crate) async fn cloudformation(
     infra: &Path,
     name: &StackName,
     aws: &Aws,
-) -> Result<BTreeMap<String, String>> {
+    timeouts: &QueueTimeouts,
+) -> Result<Applied> {
     let path = infra.join("cloudformation/pipeline.yaml");
     let template =
         std::fs::read_to_string(&path).map_err(io_err(format!("reading {}", path.display())))?;
@@ -40,15 +50,32 @@ pub(crate) async fn cloudformation(
                 .is_some_and(|s| *s != StackStatus::DeleteComplete)
         });
     if !exists {
+        let parameters = [
+            ("StackName", name.to_string()),
+            (
+                "IngestVisibilityTimeout",
+                timeouts.ingest_visibility_s.to_string(),
+            ),
+            (
+                "NotifyVisibilityTimeout",
+                timeouts.notify_visibility_s.to_string(),
+            ),
+            ("MaxReceiveCount", timeouts.max_receive_count.to_string()),
+        ];
         cf.create_stack()
             .stack_name(&cf_stack)
             .template_body(template)
-            .parameters(
-                Parameter::builder()
-                    .parameter_key("StackName")
-                    .parameter_value(name.as_str())
-                    .build(),
-            )
+            .set_parameters(Some(
+                parameters
+                    .into_iter()
+                    .map(|(k, v)| {
+                        Parameter::builder()
+                            .parameter_key(k)
+                            .parameter_value(v)
+                            .build()
+                    })
+                    .collect(),
+            ))
             .send()
             .await
             .map_err(|e| {
@@ -71,13 +98,22 @@ pub(crate) async fn cloudformation(
             .ok_or_else(|| apply_err(&what)("stack vanished".into()))?;
         match stack.stack_status() {
             Some(StackStatus::CreateComplete | StackStatus::UpdateComplete) => {
-                return Ok(stack
+                let outputs = stack
                     .outputs()
                     .iter()
                     .filter_map(|o| {
                         Some((o.output_key()?.to_owned(), o.output_value()?.to_owned()))
                     })
-                    .collect());
+                    .collect();
+                let parameters: BTreeMap<&str, &str> = stack
+                    .parameters()
+                    .iter()
+                    .filter_map(|p| Some((p.parameter_key()?, p.parameter_value()?)))
+                    .collect();
+                return Ok(Applied {
+                    outputs,
+                    queue_timeouts: timeouts_of(&parameters, timeouts),
+                });
             }
             Some(StackStatus::CreateInProgress | StackStatus::UpdateInProgress)
                 if Instant::now() < deadline =>
@@ -92,6 +128,27 @@ pub(crate) async fn cloudformation(
             }
         }
     }
+}
+
+/// The timeouts a stack's parameters name; one it does not name (a stack created from an older
+/// template) is the template's default, which is what such a stack was created with.
+fn timeouts_of(parameters: &BTreeMap<&str, &str>, asked: &QueueTimeouts) -> QueueTimeouts {
+    let read = |key: &str, default: u32| {
+        parameters
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let defaults = QueueTimeouts::PRODUCTION;
+    let actual = QueueTimeouts {
+        ingest_visibility_s: read("IngestVisibilityTimeout", defaults.ingest_visibility_s),
+        notify_visibility_s: read("NotifyVisibilityTimeout", defaults.notify_visibility_s),
+        max_receive_count: read("MaxReceiveCount", defaults.max_receive_count),
+    };
+    if actual != *asked {
+        tracing::warn!(%actual, %asked, "the CloudFormation stack exists with other queue timeouts; keeping them");
+    }
+    actual
 }
 
 /// The statements of a SQL file, split at semicolons that end a line (our files keep to that).

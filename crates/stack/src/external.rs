@@ -58,6 +58,7 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
         region,
         process: None,
         outputs: Default::default(),
+        queue_timeouts: options.queue_timeouts,
     };
 
     let mut phases = Vec::new();
@@ -71,7 +72,10 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
         name: "postgres schema applied",
         done_after: t0.elapsed(),
     });
-    aws.outputs = apply::cloudformation(&infra, &options.name, &aws).await?;
+    let applied =
+        apply::cloudformation(&infra, &options.name, &aws, &options.queue_timeouts).await?;
+    aws.outputs = applied.outputs;
+    aws.queue_timeouts = applied.queue_timeouts;
     phases.push(Phase {
         name: "cloudformation applied",
         done_after: t0.elapsed(),

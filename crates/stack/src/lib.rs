@@ -37,7 +37,7 @@ pub use runtime::state::{
     Aws, ContainerRecord, Postgres, ProcessInfo, ProviderKind, RabbitMq, Snowflake, State,
     stack_dir, state_path,
 };
-pub use runtime::{InvalidStackName, StackName, StateError, redact_url};
+pub use runtime::{InvalidStackName, QueueTimeouts, StackName, StateError, redact_url};
 pub use up::{Phase, UpOptions, UpOutcome, up};
 
 /// `infra/` of this checkout.
@@ -204,6 +204,8 @@ pub struct ServiceStatus {
 pub struct StatusReport {
     pub stack: String,
     pub provider: ProviderKind,
+    /// What the stack's queues were created with.
+    pub queue_timeouts: QueueTimeouts,
     pub services: Vec<ServiceStatus>,
 }
 
@@ -305,6 +307,7 @@ pub async fn status(root: &Path, name: &StackName) -> Result<StatusReport> {
     Ok(StatusReport {
         stack: state.stack.to_string(),
         provider: state.provider,
+        queue_timeouts: state.aws.queue_timeouts,
         services,
     })
 }

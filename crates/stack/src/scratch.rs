@@ -43,6 +43,7 @@ impl ScratchStack {
             binaries: Binaries::default(),
             stop_on_ctrl_c: false,
             images: Default::default(),
+            queue_timeouts: scratch_queue_timeouts(),
         };
         let state = match crate::up(options).await {
             Ok(UpOutcome::Started { state, .. } | UpOutcome::AlreadyRunning(state)) => state,
@@ -63,6 +64,17 @@ impl ScratchStack {
             .outputs
             .get(key)
             .unwrap_or_else(|| panic!("CloudFormation output {key} missing"))
+    }
+}
+
+/// The test profile: a message a killed consumer held comes back in seconds, not minutes.
+/// `SLUICE_SCRATCH_PROFILE=production` gives the scratch stacks production's timeouts instead,
+/// to measure the difference or to check that no test depends on short ones.
+fn scratch_queue_timeouts() -> runtime::QueueTimeouts {
+    match std::env::var("SLUICE_SCRATCH_PROFILE").as_deref() {
+        Ok("production") => runtime::QueueTimeouts::PRODUCTION,
+        Ok("test") | Err(_) => runtime::QueueTimeouts::TEST,
+        Ok(other) => panic!("SLUICE_SCRATCH_PROFILE={other}: expected `test` or `production`"),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct UpOptions {
     pub stop_on_ctrl_c: bool,
     /// Where the container provider's RabbitMQ and PostgreSQL images come from.
     pub images: crate::containers::ImageChoice,
+    /// The queues' timeouts the pipeline's template is created with.
+    pub queue_timeouts: runtime::QueueTimeouts,
 }
 
 /// How long a step took, counted from the start of `up`.
@@ -237,6 +239,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
         region: "us-east-1".into(),
         process: None,
         outputs: Default::default(),
+        queue_timeouts: options.queue_timeouts,
     };
     let localstack_ready = async {
         let tools = localstack::tools(&infra);
@@ -250,9 +253,9 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
         })
         .await?;
         phases.mark("localstack ready");
-        let outputs = apply::cloudformation(&infra, name, &aws).await?;
+        let applied = apply::cloudformation(&infra, name, &aws, &options.queue_timeouts).await?;
         phases.mark("cloudformation applied");
-        Ok::<_, StackError>((p, outputs))
+        Ok::<_, StackError>((p, applied))
     };
     let snowflake_state = Snowflake {
         base_url: Some(format!("http://127.0.0.1:{fakesnow_port}")),
@@ -288,7 +291,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
     let (r, p, l, f) = tokio::join!(rabbit_ready, pg_ready, localstack_ready, fakesnow_ready);
     r?;
     p?;
-    let (localstack_process, outputs) = l?;
+    let (localstack_process, applied) = l?;
     let fakesnow_process = f?;
 
     let state = State {
@@ -319,7 +322,8 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
         },
         aws: Aws {
             process: Some(localstack_process),
-            outputs,
+            outputs: applied.outputs,
+            queue_timeouts: applied.queue_timeouts,
             ..aws
         },
         snowflake: Snowflake {

@@ -19,6 +19,7 @@ fn options(root: &Path) -> UpOptions {
         binaries: Binaries::default(),
         stop_on_ctrl_c: false,
         images: Default::default(),
+        queue_timeouts: stack::QueueTimeouts::TEST,
     }
 }
 

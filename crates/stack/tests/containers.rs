@@ -60,6 +60,7 @@ async fn up_every_service_answers_status_then_down_leaves_no_container() {
         binaries: Binaries::default(),
         stop_on_ctrl_c: false,
         images: Default::default(),
+        queue_timeouts: stack::QueueTimeouts::TEST,
     };
     let UpOutcome::Started { state, elapsed, .. } = stack::up(options.clone())
         .await

@@ -29,6 +29,12 @@ fn options(root: PathBuf, name: &str) -> UpOptions {
         binaries: Binaries::default(),
         stop_on_ctrl_c: false,
         images: Default::default(),
+        // Neither profile's values: the queues must have what was asked, not a default.
+        queue_timeouts: stack::QueueTimeouts {
+            ingest_visibility_s: 7,
+            notify_visibility_s: 9,
+            max_receive_count: 3,
+        },
     }
 }
 
@@ -114,6 +120,11 @@ async fn up_every_service_answers_then_down_leaves_nothing() {
     );
     assert_eq!(mode & 0o777, 0o600, "the state holds credentials");
     assert_eq!(State::load(&root, &name).unwrap(), state);
+    assert_eq!(
+        state.aws.queue_timeouts,
+        options(root.clone(), "it").queue_timeouts,
+        "the state records the timeouts the stack was created with"
+    );
 
     amqp_round_trip(&state.rabbitmq.amqp_url).await;
     aws_round_trips(&state).await;

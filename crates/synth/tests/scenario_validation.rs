@@ -49,7 +49,12 @@ fn every_shipped_scenario_is_valid() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            // The fault schedules too (chaos.toml, cdc.toml), which CI runs through the
+            // harness's tests rather than from the files.
+            scenario
+                .faults()
+                .unwrap_or_else(|(key, why)| panic!("{}: {key}: {why}", path.display()));
             seen += 1;
         }
     }

@@ -193,6 +193,7 @@ async fn up_inner(options: &UpOptions, engine: &Engine, checkout: &str) -> Resul
         region: "us-east-1".into(),
         process: None,
         outputs: Default::default(),
+        queue_timeouts: options.queue_timeouts,
     };
     let rabbit_ready = watch(engine, &dir, "rabbitmq", id_of("rabbitmq"), async {
         readiness::wait("rabbitmq", None, Duration::from_secs(90), || {
@@ -222,9 +223,9 @@ async fn up_inner(options: &UpOptions, engine: &Engine, checkout: &str) -> Resul
         })
         .await?;
         mark("localstack ready");
-        let outputs = apply::cloudformation(&infra, name, &aws).await?;
+        let applied = apply::cloudformation(&infra, name, &aws, &aws.queue_timeouts).await?;
         mark("cloudformation applied");
-        Ok(outputs)
+        Ok(applied)
     });
     let fakesnow_ready = watch(engine, &dir, "fakesnow", id_of("fakesnow"), async {
         let config = snowflake::Config::fakesnow(&fakesnow_url).map_err(|e| StackError::Apply {
@@ -243,7 +244,9 @@ async fn up_inner(options: &UpOptions, engine: &Engine, checkout: &str) -> Resul
     let (r, p, l, f) = tokio::join!(rabbit_ready, pg_ready, localstack_ready, fakesnow_ready);
     r?;
     p?;
-    aws.outputs = l?;
+    let applied = l?;
+    aws.outputs = applied.outputs;
+    aws.queue_timeouts = applied.queue_timeouts;
     f?;
 
     let state = State {

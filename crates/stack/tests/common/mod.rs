@@ -100,6 +100,7 @@ pub async fn aws_round_trips(state: &State) {
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let ingest = &outputs["IngestQueueUrl"];
+    queues_have_the_timeouts_the_state_records(&sqs, state).await;
     sqs.send_message()
         .queue_url(ingest)
         .message_body("event")
@@ -158,4 +159,41 @@ pub async fn snowflake_and_postgres(state: &State) {
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
+}
+
+/// The template's parameters reached the queues: what the state records is what SQS does.
+async fn queues_have_the_timeouts_the_state_records(sqs: &aws_sdk_sqs::Client, state: &State) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let timeouts = &state.aws.queue_timeouts;
+    let attributes = |url: String| async move {
+        sqs.get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default()
+    };
+    let ingest = attributes(state.aws.outputs["IngestQueueUrl"].clone()).await;
+    assert_eq!(
+        ingest[&QueueAttributeName::VisibilityTimeout],
+        timeouts.ingest_visibility_s.to_string()
+    );
+    let redrive: serde_json::Value =
+        serde_json::from_str(&ingest[&QueueAttributeName::RedrivePolicy]).unwrap();
+    // LocalStack keeps the template's number as a string.
+    let max_receives = &redrive["maxReceiveCount"];
+    assert_eq!(
+        max_receives
+            .as_u64()
+            .or_else(|| max_receives.as_str().and_then(|s| s.parse().ok())),
+        Some(u64::from(timeouts.max_receive_count)),
+        "{redrive}"
+    );
+    let notify = attributes(state.aws.outputs["SnowpipeNotifyQueueUrl"].clone()).await;
+    assert_eq!(
+        notify[&QueueAttributeName::VisibilityTimeout],
+        timeouts.notify_visibility_s.to_string()
+    );
 }
