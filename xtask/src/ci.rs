@@ -95,9 +95,10 @@ fn quick_steps() -> Vec<Step> {
 }
 
 /// What `.ci/run` runs. Each check lives in one place: every fault kind is proven by
-/// `harness/tests/chaos.rs` (one run per kind, and random mixes), the change log with a killed
-/// cdc by `harness/tests/e2e.rs`, the load test's reports and gates by `xtask/tests/load_cli.rs`;
-/// the steps after `test` are what no test binary runs: the commands as a user types them.
+/// `harness/tests/chaos.rs` and `chaos_mixed.rs` (one run per kind, and random mixes), the
+/// change log with a killed cdc by `harness/tests/e2e.rs`, the load test's reports and gates
+/// by `xtask/tests/load_cli.rs`; the steps after `test` are what no test binary runs: the
+/// commands as a user types them.
 fn steps() -> Vec<Step> {
     vec![
         fmt_step(),

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 #[derive(clap::Args)]
 pub struct Args {
     /// Test binaries to run at once.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
     jobs: u16,
     /// Only the binaries that start no service: unit, property, contract, tidy and CLI tests
     /// without a stack (the inner-loop tier of `cargo xtask ci --quick`).
@@ -37,30 +37,36 @@ pub struct Args {
 }
 
 /// Integration-test binaries that start services (a scratch stack, fakesnow, an engine's
-/// containers, a fresh tool venv): left out by `--quick`. A name here that no longer exists
-/// is an error, so a renamed test cannot slip into the quick tier unnoticed.
-const STARTS_SERVICES: &[&str] = &[
-    "backfill/stack",
-    "batcher/stack",
-    "cdc/stack",
-    "harness/chaos",
-    "harness/chaos_mixed",
-    "harness/e2e",
-    "harness/e2e_properties",
-    "harness/publish",
-    "pipe/stack",
-    "pytools/fresh_cache",
-    "relay/stack",
-    "snowflake/fakesnow",
-    "stack/bad_input",
-    "stack/containers",
-    "stack/native",
-    "testkit/fakesnow",
-    "xtask/containers",
-    "xtask/load_cli",
-    "xtask/sql_cli",
-    "xtask/stack_cli",
+/// containers, a fresh tool venv), with the seconds each took on a 2-core machine with three at
+/// a time: left out by `--quick`, and the order of a first run (later runs go by their own
+/// timings). A name here that no longer exists is an error, so a renamed test cannot slip into
+/// the quick tier unnoticed.
+const STARTS_SERVICES: &[(&str, f64)] = &[
+    ("backfill/stack", 55.0),
+    ("batcher/stack", 77.0),
+    ("cdc/stack", 90.0),
+    ("harness/chaos", 250.0),
+    ("harness/chaos_mixed", 180.0),
+    ("harness/e2e", 260.0),
+    ("harness/e2e_properties", 150.0),
+    ("harness/publish", 38.0),
+    ("pipe/stack", 60.0),
+    ("pytools/fresh_cache", 17.0),
+    ("relay/stack", 110.0),
+    ("snowflake/fakesnow", 10.0),
+    ("stack/bad_input", 1.0),
+    ("stack/containers", 70.0),
+    ("stack/native", 38.0),
+    ("testkit/fakesnow", 3.0),
+    ("xtask/containers", 32.0),
+    ("xtask/load_cli", 95.0),
+    ("xtask/sql_cli", 4.0),
+    ("xtask/stack_cli", 1.0),
 ];
+
+fn starts_services(name: &str) -> bool {
+    STARTS_SERVICES.iter().any(|(n, _)| *n == name)
+}
 
 /// One test executable as cargo built it.
 #[derive(Clone, Debug)]
@@ -115,9 +121,9 @@ impl Args {
         let started = Instant::now();
         let mut binaries = build()?;
         let known: Vec<String> = binaries.iter().map(|b| b.name.clone()).collect();
-        if let Some(gone) = STARTS_SERVICES
+        if let Some((gone, _)) = STARTS_SERVICES
             .iter()
-            .find(|n| !known.iter().any(|k| k == *n))
+            .find(|(n, _)| !known.iter().any(|k| k == n))
         {
             bail!(
                 "xtask/src/test.rs names `{gone}` among the tests that start services, and cargo \
@@ -125,7 +131,7 @@ impl Args {
             );
         }
         if self.quick {
-            binaries.retain(|b| !STARTS_SERVICES.contains(&b.name.as_str()));
+            binaries.retain(|b| !starts_services(&b.name));
         }
         if !self.filter.is_empty() {
             binaries.retain(|b| self.filter.iter().any(|f| b.name.contains(f.as_str())));
@@ -140,17 +146,15 @@ impl Args {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        // Longest first (by the last run), so the slowest do not start last; a binary never
-        // timed is taken for a slow one if it starts services.
+        // Longest first (by the last whole run, else the prior above), so the slowest do not
+        // start last.
         let expected = |b: &Binary| {
-            history
-                .get(&b.name)
-                .copied()
-                .unwrap_or(if STARTS_SERVICES.contains(&b.name.as_str()) {
-                    600.0
-                } else {
-                    1.0
-                })
+            history.get(&b.name).copied().unwrap_or_else(|| {
+                STARTS_SERVICES
+                    .iter()
+                    .find(|(n, _)| *n == b.name)
+                    .map_or(1.0, |(_, s)| *s)
+            })
         };
         binaries.sort_by(|a, b| expected(b).total_cmp(&expected(a)));
         let logs = records_dir()?.join("logs");
@@ -216,11 +220,14 @@ impl Args {
 
         let mut timings = done.into_inner().expect("done");
         timings.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
-        let mut history = history;
-        for t in timings.iter().filter(|t| t.passed) {
-            history.insert(t.name.clone(), t.seconds);
+        // A run of some tests by name is no measure of the binary.
+        if self.test_args.is_empty() {
+            let mut history = history;
+            for t in timings.iter().filter(|t| t.passed) {
+                history.insert(t.name.clone(), t.seconds);
+            }
+            write_json(&history_path()?, &history)?;
         }
-        write_json(&history_path()?, &history)?;
         let record = RunRecord { timings };
         write_json(&last_run_path()?, &record)?;
 
@@ -358,6 +365,9 @@ fn run_one(binary: &Binary, test_args: &[String], logs: &Path) -> Timing {
     let began = Instant::now();
     eprintln!("==> {}", binary.name);
     let outcome = (|| -> anyhow::Result<bool> {
+        // A new file, not the old one truncated: a process an earlier run left behind may still
+        // hold that one open.
+        let _ = std::fs::remove_file(&log_path);
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
         let mut cmd = Command::new(&binary.exe);

@@ -227,6 +227,19 @@ impl Fixture {
     }
 }
 
+/// A relay process that a failing test does not leave running (std's `Child` is not killed on
+/// drop).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn events(n: usize, seed: u64) -> Vec<events::Event> {
     let scenario = synth::Scenario::load(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -343,6 +356,7 @@ async fn a_relay_killed_mid_stream_and_restarted_loses_nothing() {
             .args(["--prefetch", "300"])
             .env("RUST_LOG", "warn")
             .spawn()
+            .map(KillOnDrop)
             .unwrap()
     };
     let mut first = spawn();
@@ -352,8 +366,8 @@ async fn a_relay_killed_mid_stream_and_restarted_loses_nothing() {
         assert!(Instant::now() < deadline, "the relay forwarded nothing");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
+    first.0.kill().unwrap(); // SIGKILL
+    first.0.wait().unwrap();
     let remaining = f.ready(&f.queue).await;
     assert!(
         remaining > 0,
@@ -361,8 +375,8 @@ async fn a_relay_killed_mid_stream_and_restarted_loses_nothing() {
     );
     let mut second = spawn();
     let received = f.drain_sqs(&ids(&input), Duration::from_secs(90)).await;
-    unsafe { libc::kill(second.id() as i32, libc::SIGTERM) };
-    let status = second.wait().unwrap();
+    unsafe { libc::kill(second.0.id() as i32, libc::SIGTERM) };
+    let status = second.0.wait().unwrap();
     assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
     assert!(
         received.len() >= input.len(),

@@ -263,7 +263,8 @@ impl Tracker {
     }
 }
 
-/// How long past its scheduled end a crash-after-put waits for the armed batcher's crash.
+/// How long past its scheduled end a crash-after-put waits for the armed batcher's crash, and a
+/// duplicate-notice for enough loaded files.
 const CRASH_WAIT: Duration = Duration::from_secs(20);
 
 /// What the nemesis needs to reach.
@@ -527,19 +528,28 @@ async fn duplicate_notices(count: u32, targets: &Targets<'_>) -> Result<String, 
         snowflake::Client::connect(stack::snowflake_config(&state).map_err(|e| e.to_string())?)
             .await
             .map_err(|e| e.to_string())?;
-    let rows = sf
-        .query(
-            &format!(
-                "SELECT OBJECT_KEY, ETAG FROM SLUICE.RAW.LOAD_HISTORY WHERE STATUS = 'LOADED' \
-                 ORDER BY LOADED_AT LIMIT {count}"
-            ),
-            &[],
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .rows()
-        .await
-        .map_err(|e| e.to_string())?;
+    // The fault resends `count` notices of loaded files: on a slow machine fewer may be loaded
+    // when it fires, so it waits (bounded) for as many as it was asked for.
+    let deadline = tokio::time::Instant::now() + CRASH_WAIT;
+    let rows = loop {
+        let rows = sf
+            .query(
+                &format!(
+                    "SELECT OBJECT_KEY, ETAG FROM SLUICE.RAW.LOAD_HISTORY WHERE STATUS = 'LOADED' \
+                     ORDER BY LOADED_AT LIMIT {count}"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .rows()
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows.len() >= count as usize || tokio::time::Instant::now() >= deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     let mut sent = 0;
     for row in rows {
         let (Some(Value::Text(key)), Some(Value::Text(etag))) = (row.first(), row.get(1)) else {
