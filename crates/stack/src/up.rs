@@ -161,8 +161,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
             // This stack's usual port when it is free (bookmarks keep working, and dbt's
             // partial parsing, which hashes the warehouse port, survives a down and up),
             // else any free one.
-            None => std::net::TcpListener::bind(("127.0.0.1", preferred_port(name, service)))
-                .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+            None => bind_free_port(name, service)
                 .map_err(|_| StackError::PortInUse { service, port: 0 })?,
         };
         let port = listener
@@ -343,12 +342,38 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
     })
 }
 
-/// A port for `service` of stack `name` that stays the same from one `up` to the next: in
-/// 20000..40000, below the usual ephemeral range, spread by a hash of both names.
+/// Where stack ports come from: below Linux's ephemeral range (32768-60999), which every
+/// outgoing connection on the machine draws its local port from. A port chosen there is free
+/// when chosen and may be some client's a moment later, before the service binds it (seen with
+/// several stacks starting at once: RabbitMQ's management listener failed with eaddrinuse).
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port for `service` of stack `name` that stays the same from one `up` to the next, spread
+/// over [`PORTS`] by a hash of both names.
 pub(crate) fn preferred_port(name: &StackName, service: &str) -> u16 {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(format!("{name}/{service}").as_bytes());
-    20_000 + u16::from_be_bytes([digest[0], digest[1]]) % 20_000
+    PORTS.start + u16::from_be_bytes([digest[0], digest[1]]) % (PORTS.end - PORTS.start)
+}
+
+/// A listener on `service`'s preferred port, or else on the next free one in [`PORTS`] after
+/// it; the caller holds it until the service is spawned, so no two services of one `up` get
+/// the same port.
+pub(crate) fn bind_free_port(
+    name: &StackName,
+    service: &str,
+) -> std::io::Result<std::net::TcpListener> {
+    let first = preferred_port(name, service);
+    let span = PORTS.end - PORTS.start;
+    let mut last = None;
+    for i in 0..span {
+        let port = PORTS.start + (first - PORTS.start + i) % span;
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrInUse)))
 }
 
 #[cfg(test)]
@@ -368,6 +393,20 @@ mod port_tests {
                 .map(|s| preferred_port(&name, s))
                 .collect();
         assert_eq!(ports.len(), 4);
-        assert!(ports.iter().all(|p| (20_000..40_000).contains(p)));
+        assert!(ports.iter().all(|p| super::PORTS.contains(p)));
+        assert!(super::PORTS.end <= 32_768, "below the ephemeral range");
+    }
+
+    #[test]
+    fn a_taken_preferred_port_gives_the_next_free_one_below_the_ephemeral_range() {
+        let name = "porttest".parse().unwrap();
+        let held = super::bind_free_port(&name, "svc").unwrap();
+        let next = super::bind_free_port(&name, "svc").unwrap();
+        let (a, b) = (
+            held.local_addr().unwrap().port(),
+            next.local_addr().unwrap().port(),
+        );
+        assert_ne!(a, b);
+        assert!(super::PORTS.contains(&a) && super::PORTS.contains(&b));
     }
 }

@@ -8,7 +8,7 @@ use testcontainers::{ContainerRequest, GenericImage, ImageExt};
 
 use super::*;
 use crate::error::{Result, StackError, io_err};
-use crate::up::{Phases, UpOptions, UpOutcome, preferred_port};
+use crate::up::{Phases, UpOptions, UpOutcome};
 use crate::{apply, native, readiness, stack_dir};
 use runtime::state::{Aws, ContainerRecord, Postgres, ProviderKind, RabbitMq, Snowflake, State};
 
@@ -63,12 +63,10 @@ async fn start(spec: &ContainerSpec) -> Result<String> {
 }
 
 fn free_port(name: &StackName, service: &str) -> Result<u16> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", preferred_port(name, service)))
-        .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
-        .map_err(|_| StackError::PortInUse {
-            service: "containers",
-            port: 0,
-        })?;
+    let listener = crate::up::bind_free_port(name, service).map_err(|_| StackError::PortInUse {
+        service: "containers",
+        port: 0,
+    })?;
     Ok(listener
         .local_addr()
         .map_err(io_err("local address"))?
