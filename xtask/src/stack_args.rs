@@ -130,7 +130,7 @@ pub struct QueueTimeoutsArg {
     /// Queue timeouts of a stack this command creates. production: the template's AWS-correct
     /// defaults (visibility timeout 60 s on the ingest queue, six times a 10 s batcher function
     /// timeout, and 120 s on the snowpipe-notify queue; 5 receives before the dead-letter
-    /// queue). test: 5 s each, so a message a killed consumer held comes back in seconds.
+    /// queue). test: 10 s each, so a message a killed consumer held comes back in seconds.
     /// [default: production for `up` and `load-test`, test for `e2e`]
     #[arg(long, value_enum, value_name = "PROFILE")]
     pub profile: Option<Profile>,

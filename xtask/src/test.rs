@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 #[derive(clap::Args)]
 pub struct Args {
     /// Test binaries to run at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
     jobs: u16,
     /// Only the binaries that start no service: unit, property, contract, tidy and CLI tests
     /// without a stack (the inner-loop tier of `cargo xtask ci --quick`).

@@ -169,8 +169,8 @@ impl QueueTimeouts {
     /// than any batch a test holds (its window plus a put and a publish), so a live consumer's
     /// messages are not taken from it.
     pub const TEST: Self = Self {
-        ingest_visibility_s: 5,
-        notify_visibility_s: 5,
+        ingest_visibility_s: 10,
+        notify_visibility_s: 10,
         max_receive_count: 5,
     };
 
