@@ -45,6 +45,20 @@ fn shop_sql() -> String {
 }
 
 impl Fixture {
+    /// The slot's confirmed_flush_lsn: how far the server lets go of WAL.
+    async fn confirmed_lsn(&self) -> u64 {
+        let text: String = self
+            .pg
+            .query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.config.slot],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        pg_walstream::parse_lsn(&text).unwrap()
+    }
+
     /// `queue_args` shape the test's queue (e.g. a length limit that makes the broker refuse).
     async fn new(queue_args: FieldTable) -> Self {
         let stack = ScratchStack::shared().await;
@@ -374,15 +388,7 @@ async fn snapshot_then_stream_gives_every_change_in_debezium_shape() {
     // on its own time after the cdc stopped (seconds on a busy machine): wait for it, bounded.
     let deadline = Instant::now() + Duration::from_secs(15);
     let confirmed = loop {
-        let confirmed: String =
-            f.pg.query_one(
-                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&f.config.slot],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        let confirmed = pg_walstream::parse_lsn(&confirmed).unwrap();
+        let confirmed = f.confirmed_lsn().await;
         if confirmed == metrics.acked_lsn || Instant::now() >= deadline {
             break confirmed;
         }
@@ -745,17 +751,7 @@ async fn heartbeats_move_a_quiet_slot_past_other_tables_wal() {
             .unwrap()
             .get(0);
     let after_noise = pg_walstream::parse_lsn(&after_noise).unwrap();
-    let confirmed = || async {
-        let text: String =
-            f.pg.query_one(
-                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&f.config.slot],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        pg_walstream::parse_lsn(&text).unwrap()
-    };
+    let confirmed = || f.confirmed_lsn();
     let deadline = Instant::now() + Duration::from_secs(30);
     while confirmed().await < after_noise {
         assert!(
