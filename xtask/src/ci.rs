@@ -96,9 +96,10 @@ fn quick_steps() -> Vec<Step> {
 
 /// What `.ci/run` runs. Each check lives in one place: every fault kind is proven by
 /// `harness/tests/chaos.rs` and `chaos_mixed.rs` (one run per kind, and random mixes), the
-/// change log with a killed cdc by `harness/tests/e2e.rs`, the load test's reports and gates
-/// by `xtask/tests/load_cli.rs`; the steps after `test` are what no test binary runs: the
-/// commands as a user types them.
+/// change log with a killed cdc by `harness/tests/e2e.rs`, the smoke and dirty scenarios' marts
+/// by `harness/tests/e2e.rs` and `e2e_properties.rs`, the load test's reports and gates by
+/// `xtask/tests/load_cli.rs`; the steps after `test` are what no test binary runs: the
+/// commands as a user types them (`e2e` once, on the container provider).
 fn steps() -> Vec<Step> {
     vec![
         fmt_step(),
@@ -112,17 +113,11 @@ fn steps() -> Vec<Step> {
             what: "the workspace's tests, a few binaries at a time (unit, property, tidy, and the real-stack tests on both providers: every fault kind, the change log, load-test's CLI)",
             // One binary at a time in CI: four scratch stacks at once on 2 cores made batches outlive
             // the test profile's visibility timeout and management calls time out.
-            command: xtask(&["test", "--jobs", "1"]),
-        },
-        e2e_smoke_step(),
-        Step {
-            name: "e2e-dirty",
-            what: "duplicates, late and poison events end to end",
-            command: xtask(&["e2e", "--scenario", "scenarios/dirty.toml"]),
+            command: xtask(&["test", "--jobs", "2"]),
         },
         Step {
             name: "e2e-containers",
-            what: "the smoke scenario end to end on the container provider",
+            what: "`cargo xtask e2e` as a user types it: the smoke scenario end to end on the container provider",
             command: xtask(&[
                 "e2e",
                 "--provider",
