@@ -126,8 +126,8 @@ fn every_command_is_built_and_says_what_it_does() {
         "fmt",
         "images",
         "test",
-        "e2e-smoke",
-        "e2e-dirty",
+        "e2e-containers",
+        "lambda",
         "lint-workflow",
     ] {
         assert!(steps.contains(step), "{step} missing from:\n{steps}");
