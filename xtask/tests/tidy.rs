@@ -202,3 +202,57 @@ fn every_command_reuses_one_dependency_build() {
         problems.join("\n")
     );
 }
+
+/// The workspace crates a production component may link (besides itself and the
+/// workspace-hack): the event contract, the file formats, the runtime glue and the Snowflake
+/// client. Never the provisioning (`stack`), the generator (`synth`) or the harness.
+const COMPONENT_DEPENDENCIES: &[&str] = &["events", "rawfiles", "runtime", "snowflake"];
+
+/// Workspace members a package links in its normal build, transitively.
+fn linked_members(package: &str) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "tree", "--locked", "--prefix", "none", "--format", "{p}", "-e", "normal", "-p",
+        ])
+        .arg(package)
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut members: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        // Workspace members carry their path: `name v0.0.0 (/path)`.
+        .filter(|line| line.contains(" (/"))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect();
+    members.sort();
+    members.dedup();
+    members
+}
+
+#[test]
+fn production_components_link_only_what_production_runs() {
+    let mut problems = Vec::new();
+    for component in ["relay", "batcher", "pipe", "backfill", "cdc"] {
+        for member in linked_members(component) {
+            if member != component
+                && member != "workspace-hack"
+                && !COMPONENT_DEPENDENCIES.contains(&member.as_str())
+            {
+                problems.push(format!("{component} links {member}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "a production component may link only {COMPONENT_DEPENDENCIES:?} of the workspace \
+         (move test-only crates to [dev-dependencies]):\n{}",
+        problems.join("\n")
+    );
+}

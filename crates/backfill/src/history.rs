@@ -22,6 +22,15 @@ pub async fn load(
     pg: &mut tokio_postgres::Client,
     events: impl IntoIterator<Item = Event>,
 ) -> Result<HistoryReport, BackfillError> {
+    try_load(pg, events.into_iter().map(Ok)).await
+}
+
+/// Like [`load`], from events read from somewhere that can fail (a file's lines): the first
+/// error rolls the whole transaction back, so a bad line leaves `history.events` as it was.
+pub async fn try_load(
+    pg: &mut tokio_postgres::Client,
+    events: impl IntoIterator<Item = Result<Event, BackfillError>>,
+) -> Result<HistoryReport, BackfillError> {
     let tx = pg.transaction().await?;
     tx.batch_execute(
         "CREATE TEMPORARY TABLE history_incoming (LIKE history.events INCLUDING DEFAULTS) ON COMMIT DROP",
@@ -38,6 +47,7 @@ pub async fn load(
     let mut block = Vec::with_capacity(BLOCK + 4096);
     let mut json = Vec::with_capacity(1024);
     for event in events {
+        let event = event?;
         offered += 1;
         json.clear();
         event.write_canonical_json(&mut json);
@@ -78,4 +88,44 @@ fn csv_row(out: &mut Vec<u8>, event: &Event, json: &[u8]) {
         out.push(b);
     }
     out.extend_from_slice(b"\"\n");
+}
+
+/// Events as canonical NDJSON, one per line (what `cargo xtask gen --part history --format
+/// ndjson` writes); blank lines are skipped, and a line that is not an event is an error naming
+/// its number.
+pub fn read_ndjson(
+    reader: impl std::io::BufRead,
+) -> impl Iterator<Item = Result<Event, BackfillError>> {
+    reader.lines().enumerate().filter_map(|(i, line)| {
+        let line_no = i as u64 + 1;
+        match line {
+            Err(e) => Some(Err(BackfillError::Read {
+                line: line_no,
+                source: e,
+            })),
+            Ok(text) if text.trim().is_empty() => None,
+            Ok(text) => {
+                Some(
+                    Event::from_canonical_json(&text).map_err(|e| BackfillError::BadLine {
+                        line: line_no,
+                        reason: e.to_string(),
+                    }),
+                )
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_line_is_named_by_its_number() {
+        let input = "\n{\"event_id\": 1}\n";
+        let results: Vec<_> = read_ndjson(input.as_bytes()).collect();
+        assert_eq!(results.len(), 1, "the blank line is skipped");
+        let err = results.into_iter().next().unwrap().unwrap_err();
+        assert!(err.to_string().starts_with("line 2: "), "{err}");
+    }
 }

@@ -1,16 +1,20 @@
 //! `backfill`: history into PostgreSQL, then a snapshot into RAW. See `backfill --help`.
 
-use std::path::PathBuf;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use backfill::snapshot::SnapshotConfig;
 use clap::{Parser, Subcommand};
 use runtime::args::StackArgs;
 
-/// The historical backfill: writes a scenario's history into PostgreSQL `history.events`
+/// The historical backfill: writes history events into PostgreSQL `history.events`
 /// (COPY FROM STDIN; ids already there are skipped), then copies that table into
 /// RAW.EVENTS_BACKFILL in chunks through PUT + COPY (ids RAW already holds are skipped), so
 /// running it twice adds no rows.
+///
+/// The history is canonical NDJSON, one event per line, as `cargo xtask gen --scenario F
+/// --part history --format ndjson` writes it (or an export of the system of record).
 ///
 /// With `--stack`, PostgreSQL and Snowflake come from a stack started by `cargo xtask up`.
 #[derive(Parser, Debug)]
@@ -33,24 +37,37 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Both steps: `history` then `snapshot`.
-    Run(ScenarioArgs),
-    /// Write the scenario's history into PostgreSQL `history.events`.
-    History(ScenarioArgs),
+    Run(HistoryArgs),
+    /// Write the events of `--input` into PostgreSQL `history.events`, all or none.
+    History(HistoryArgs),
     /// Copy `history.events` into RAW.EVENTS_BACKFILL.
-    Snapshot,
+    Snapshot(SnapshotArgs),
 }
 
 #[derive(clap::Args, Debug)]
-struct ScenarioArgs {
-    /// The scenario whose `[history]` to write.
-    #[arg(long)]
-    scenario: PathBuf,
-    /// Override the scenario's seed.
-    #[arg(long)]
-    seed: Option<u64>,
+struct HistoryArgs {
+    /// Canonical NDJSON events, one per line; `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    #[command(flatten)]
+    snapshot: SnapshotArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct SnapshotArgs {
     /// Rows per PUT + COPY in the snapshot step.
     #[arg(long, default_value_t = 50_000)]
     chunk_rows: usize,
+}
+
+/// `--input`: a file, or standard input for `-`.
+fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening --input {}", path.display()))?;
+    Ok(Box::new(std::io::BufReader::new(file)))
 }
 
 #[tokio::main]
@@ -68,17 +85,17 @@ async fn main() -> Result<()> {
         .context("connecting to PostgreSQL")?;
     tokio::spawn(connection);
 
-    let (scenario_args, do_history, do_snapshot) = match &cli.command {
-        Command::Run(a) => (Some(a), true, true),
-        Command::History(a) => (Some(a), true, false),
-        Command::Snapshot => (None, false, true),
+    let (history, snapshot) = match &cli.command {
+        Command::Run(a) => (Some(&a.input), Some(&a.snapshot)),
+        Command::History(a) => (Some(&a.input), None),
+        Command::Snapshot(a) => (None, Some(a)),
     };
-    if do_history {
-        let args = scenario_args.expect("history needs a scenario");
-        let scenario = synth::Scenario::load(&args.scenario)?;
-        let mut generator = synth::Generator::new(&scenario, args.seed);
+    if let Some(input) = history {
         let started = std::time::Instant::now();
-        let report = backfill::history::load(&mut pg, generator.history()).await?;
+        let events = backfill::history::read_ndjson(open_input(input)?);
+        let report = backfill::history::try_load(&mut pg, events)
+            .await
+            .with_context(|| format!("loading {} (nothing was written)", input.display()))?;
         eprintln!(
             "history: {} events offered, {} new rows in history.events ({:.1} s)",
             report.offered,
@@ -86,7 +103,7 @@ async fn main() -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    if do_snapshot {
+    if let Some(args) = snapshot {
         let warehouse = &state
             .as_ref()
             .context("the snapshot step needs --stack NAME for its Snowflake")?
@@ -99,10 +116,10 @@ async fn main() -> Result<()> {
         let sf = snowflake::Client::connect(sf_config)
             .await
             .context("connecting to Snowflake")?;
-        let mut config = SnapshotConfig::default();
-        if let Some(args) = scenario_args {
-            config.chunk_rows = args.chunk_rows;
-        }
+        let config = SnapshotConfig {
+            chunk_rows: args.chunk_rows,
+            ..SnapshotConfig::default()
+        };
         let started = std::time::Instant::now();
         let report = backfill::snapshot::copy(&pg, &sf, &config).await?;
         let _ = sf.close().await;

@@ -41,8 +41,9 @@ pub fn kill_broker(root: &Path, name: &StackName) -> Result<()> {
     Ok(())
 }
 
-/// Starts the node again on its data, waits until it answers AMQP, and records the new process
-/// in the state.
+/// Starts the node again on its data, records the new process in the state, then waits until
+/// it answers AMQP. Recorded before the wait: a run interrupted while the node boots must leave
+/// a state whose `down` stops it.
 pub async fn start_broker_again(root: &Path, name: &StackName) -> Result<ProcessInfo> {
     let mut state = State::load(root, name)?;
     let node = state
@@ -61,12 +62,12 @@ pub async fn start_broker_again(root: &Path, name: &StackName) -> Result<Process
         password: state.rabbitmq.password.clone(),
     };
     let process = rabbitmq::start_node(&plan, &node.sbin)?;
+    state.rabbitmq.process = Some(process.clone());
+    state.save(root)?;
     let amqp_url = state.rabbitmq.amqp_url.clone();
     readiness::wait("rabbitmq", Some(&process), Duration::from_secs(90), || {
         readiness::amqp(&amqp_url)
     })
     .await?;
-    state.rabbitmq.process = Some(process.clone());
-    state.save(root)?;
     Ok(process)
 }

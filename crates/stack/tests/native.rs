@@ -169,9 +169,33 @@ async fn up_every_service_answers_then_down_leaves_nothing() {
             .unwrap()
     })
     .collect();
+    // A broker restart interrupted while the new node boots (an `e2e` stopped during a
+    // broker-restart fault's heal): the state names the new node from its spawn, so `down`
+    // stops it.
+    let old_node = state.rabbitmq.process.clone().unwrap();
+    tokio::task::spawn_blocking({
+        let (root, name) = (root.clone(), name.clone());
+        move || stack::kill_broker(&root, &name)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!old_node.is_alive());
+    let heal = stack::start_broker_again(&root, &name);
+    // Dropped while the node boots (it takes seconds): the interruption.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), heal)
+            .await
+            .is_err(),
+        "the node answered within half a second; nothing was interrupted"
+    );
+    let new_node = State::load(&root, &name).unwrap().rabbitmq.process.unwrap();
+    assert_ne!(new_node, old_node, "the state names the new node");
+    assert!(new_node.is_alive());
+
     let report = stack::down(&root, &name, DownOptions::default()).unwrap();
     eprintln!("down in {:.1?}", report.elapsed);
-    for p in &processes {
+    for p in processes.iter().chain([&new_node]) {
         assert!(!p.is_alive(), "pid {} still running after down", p.pid);
     }
     for port in ports {
