@@ -11,6 +11,7 @@ pub mod output;
 mod pacing;
 pub mod rate;
 pub mod scenario;
+pub mod units;
 mod world;
 
 pub use generator::{Body, Emission, Generator, Poison, Stats};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::scenario::Span;
+use crate::units::Span;
 
 /// How the rate varies over the run, as a factor on each source's base rate.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
