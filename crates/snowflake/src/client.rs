@@ -9,7 +9,7 @@ use tokio::sync::RwLock;
 use url::Url;
 
 use crate::bindings::Binding;
-use crate::config::{Auth, Config, RetryPolicy, Secret};
+use crate::config::{Auth, Config, Resend, RetryPolicy, Secret};
 use crate::error::{Error, Result};
 use crate::result::QueryResult;
 use crate::wire::{Envelope, LoginData, QueryData, RenewData};
@@ -43,6 +43,12 @@ fn describe(err: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// Whether a failed request may be sent again: always when it never reached the server (no
+/// connection), otherwise only to a server that runs a repeated request once.
+fn may_resend(resend: Resend, unsent: bool) -> bool {
+    unsent || resend == Resend::Deduplicated
 }
 
 fn transient_status(status: reqwest::StatusCode) -> bool {
@@ -121,11 +127,16 @@ impl Http {
             }
             Ok(r) => Attempt::Done(r),
             Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                Attempt::Retry(Error::Connect {
+                let error = Error::Connect {
                     url: redact(url),
                     attempts: 1,
                     reason: describe(&e),
-                })
+                };
+                if may_resend(self.retry.resend, e.is_connect()) {
+                    Attempt::Retry(error)
+                } else {
+                    Attempt::Fail(error)
+                }
             }
             Err(e) => Attempt::Fail(Error::Connect {
                 url: redact(url),
@@ -188,11 +199,17 @@ impl Http {
         let bytes = match response.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                return Attempt::Retry(Error::Connect {
+                let error = Error::Connect {
                     url: redact(url),
                     attempts: 1,
                     reason: describe(&e),
-                });
+                };
+                // The server answered: it ran the request.
+                return if may_resend(self.retry.resend, false) {
+                    Attempt::Retry(error)
+                } else {
+                    Attempt::Fail(error)
+                };
             }
         };
         // Protocol errors come as JSON envelopes, sometimes with 4xx/5xx statuses (fakesnow's
@@ -561,5 +578,29 @@ async fn login(http: &Http, base: &Url, config: &Config) -> Result<Session> {
             master: d.master_token.map(Secret::new),
         }),
         _ => Err(auth_error(envelope.code, envelope.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_may_have_run_is_resent_only_where_the_server_dedups() {
+        assert!(
+            may_resend(Resend::OnlyUnsent, true),
+            "never arrived: resend"
+        );
+        assert!(
+            !may_resend(Resend::OnlyUnsent, false),
+            "fakesnow would run it twice"
+        );
+        assert!(
+            may_resend(Resend::Deduplicated, false),
+            "Snowflake runs it once"
+        );
+        let fakesnow = Config::fakesnow("http://127.0.0.1:1").unwrap();
+        assert_eq!(fakesnow.retry.resend, Resend::OnlyUnsent);
+        assert_eq!(RetryPolicy::default().resend, Resend::Deduplicated);
     }
 }

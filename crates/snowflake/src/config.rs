@@ -40,6 +40,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    pub resend: Resend,
 }
 
 impl Default for RetryPolicy {
@@ -48,8 +49,21 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(4),
+            resend: Resend::Deduplicated,
         }
     }
+}
+
+/// Whether a request may be sent again after it could have reached the server (a timeout, or
+/// the connection lost while waiting for the answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resend {
+    /// The server recognises a repeated request id and runs the statement once (Snowflake).
+    Deduplicated,
+    /// The server runs every request it receives (fakesnow): only a request that surely never
+    /// arrived (no connection) is sent again; otherwise the caller gets the error. Resending
+    /// there ran an `INSERT` twice when a fault cut the answer off.
+    OnlyUnsent,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +113,7 @@ impl Config {
     /// A config for a fakesnow server at `base_url` (any user and password are accepted).
     pub fn fakesnow(base_url: &str) -> Result<Self> {
         let mut config = Self::new("fakesnow", "sluice", "sluice");
+        config.retry.resend = Resend::OnlyUnsent;
         config.base_url = Some(
             Url::parse(base_url)
                 .map_err(|e| Error::Config(format!("base URL {base_url:?}: {e}")))?,

@@ -27,7 +27,7 @@ mod wire;
 
 pub use bindings::Binding;
 pub use client::Client;
-pub use config::{Auth, Config, RetryPolicy, Secret};
+pub use config::{Auth, Config, Resend, RetryPolicy, Secret};
 pub use error::Error;
 pub use put::{Compression, PutOptions, PutOutcome};
 pub use result::{Column, ColumnType, QueryResult, RowBatch};

@@ -19,6 +19,7 @@ mod error;
 mod external;
 pub mod images;
 pub mod native;
+mod ports;
 mod process;
 mod readiness;
 pub mod scratch;

@@ -63,10 +63,11 @@ async fn start(spec: &ContainerSpec) -> Result<String> {
 }
 
 fn free_port(name: &StackName, service: &str) -> Result<u16> {
-    let listener = crate::up::bind_free_port(name, service).map_err(|_| StackError::PortInUse {
-        service: "containers",
-        port: 0,
-    })?;
+    let listener =
+        crate::ports::bind_free_port(name, service).map_err(|_| StackError::PortInUse {
+            service: "containers",
+            port: 0,
+        })?;
     Ok(listener
         .local_addr()
         .map_err(io_err("local address"))?

@@ -5,6 +5,7 @@ pub(crate) mod fakesnow;
 pub(crate) mod localstack;
 pub(crate) mod postgres;
 pub(crate) mod rabbitmq;
+pub(crate) mod up;
 
 use std::path::PathBuf;
 
