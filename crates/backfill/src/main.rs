@@ -37,7 +37,12 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Both steps: `history` then `snapshot`.
-    Run(HistoryArgs),
+    Run {
+        #[command(flatten)]
+        history: HistoryArgs,
+        #[command(flatten)]
+        snapshot: SnapshotArgs,
+    },
     /// Write the events of `--input` into PostgreSQL `history.events`, all or none.
     History(HistoryArgs),
     /// Copy `history.events` into RAW.EVENTS_BACKFILL.
@@ -49,8 +54,6 @@ struct HistoryArgs {
     /// Canonical NDJSON events, one per line; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     input: PathBuf,
-    #[command(flatten)]
-    snapshot: SnapshotArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -74,6 +77,15 @@ fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
 async fn main() -> Result<()> {
     runtime::init_tracing();
     let cli = Cli::parse();
+    let (history, snapshot) = match &cli.command {
+        Command::Run { history, snapshot } => (Some(&history.input), Some(snapshot)),
+        Command::History(a) => (Some(&a.input), None),
+        Command::Snapshot(a) => (None, Some(a)),
+    };
+    // Opened before connecting: a missing file fails before anything starts.
+    let history = history
+        .map(|path| open_input(path).map(|reader| (path, reader)))
+        .transpose()?;
     let state = cli.stack.load().context("reading the stack state")?;
     let pg_url = cli
         .postgres_url
@@ -85,14 +97,9 @@ async fn main() -> Result<()> {
         .context("connecting to PostgreSQL")?;
     tokio::spawn(connection);
 
-    let (history, snapshot) = match &cli.command {
-        Command::Run(a) => (Some(&a.input), Some(&a.snapshot)),
-        Command::History(a) => (Some(&a.input), None),
-        Command::Snapshot(a) => (None, Some(a)),
-    };
-    if let Some(input) = history {
+    if let Some((input, reader)) = history {
         let started = std::time::Instant::now();
-        let events = backfill::history::read_ndjson(open_input(input)?);
+        let events = backfill::history::read_ndjson(reader);
         let report = backfill::history::try_load(&mut pg, events)
             .await
             .with_context(|| format!("loading {} (nothing was written)", input.display()))?;
