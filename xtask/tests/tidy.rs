@@ -131,15 +131,11 @@ const BUILDS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Every third-party package of a selection, with the feature sets it is built with.
-fn resolved(
-    args: &[&str],
-) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+/// `cargo tree` over a selection, one package per line in `format`, without the tree drawing.
+fn cargo_tree(format: &str, args: &[&str]) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args([
-            "tree", "--locked", "--prefix", "none", "--format", "{p}|{f}",
-        ])
+        .args(["tree", "--locked", "--prefix", "none", "--format", format])
         .args(args)
         .current_dir(root())
         .output()
@@ -149,9 +145,16 @@ fn resolved(
         "cargo tree {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every third-party package of a selection, with the feature sets it is built with.
+fn resolved(
+    args: &[&str],
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
     let mut packages: std::collections::BTreeMap<_, std::collections::BTreeSet<_>> =
         Default::default();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in cargo_tree("{p}|{f}", args).lines() {
         let Some((package, features)) = line.split_once('|') else {
             continue;
         };
@@ -210,22 +213,7 @@ const COMPONENT_DEPENDENCIES: &[&str] = &["events", "rawfiles", "runtime", "snow
 
 /// Workspace members a package links in its normal build, transitively.
 fn linked_members(package: &str) -> Vec<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args([
-            "tree", "--locked", "--prefix", "none", "--format", "{p}", "-e", "normal", "-p",
-        ])
-        .arg(package)
-        .current_dir(root())
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "cargo tree -p {package}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut members: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
+    let mut members: Vec<String> = cargo_tree("{p}", &["-e", "normal", "-p", package])
         .lines()
         // Workspace members carry their path: `name v0.0.0 (/path)`.
         .filter(|line| line.contains(" (/"))
