@@ -101,19 +101,3 @@ impl Phases {
             .push(Phase { name, done_after });
     }
 }
-
-/// Runs a provider's start-up, or, with `options.stop_on_ctrl_c`, until Ctrl-C, which ends it
-/// with `Interrupted` (the provider then stops what it started).
-pub(crate) async fn unless_interrupted(
-    options: &UpOptions,
-    work: impl std::future::Future<Output = Result<UpOutcome>>,
-) -> Result<UpOutcome> {
-    if options.stop_on_ctrl_c {
-        tokio::select! {
-            r = work => r,
-            _ = tokio::signal::ctrl_c() => Err(crate::error::StackError::Interrupted),
-        }
-    } else {
-        work.await
-    }
-}

@@ -91,8 +91,15 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
         tracing::warn!(stack = %options.name, count = leftovers.len(), "removing containers an earlier `up` left behind");
         remove(&engine, &leftovers)?;
     }
-    let result =
-        crate::up::unless_interrupted(&options, up_inner(&options, &engine, &checkout)).await;
+    let work = up_inner(&options, &engine, &checkout);
+    let result = if options.stop_on_ctrl_c {
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(StackError::Interrupted),
+        }
+    } else {
+        work.await
+    };
     if result.is_err() {
         // Whatever this run created, found by its labels (also those whose start failed half way).
         if let Ok(ids) = labelled(&engine, &options.name, &checkout) {

@@ -31,7 +31,15 @@ impl Started {
 pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
     let started = Started::default();
     let dir = stack_dir(&options.root, &options.name);
-    let result = crate::up::unless_interrupted(&options, native_up_inner(&options, &started)).await;
+    let work = native_up_inner(&options, &started);
+    let result = if options.stop_on_ctrl_c {
+        tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Err(StackError::Interrupted),
+        }
+    } else {
+        work.await
+    };
     match &result {
         Ok(_) => {}
         Err(StackError::Interrupted) => {
