@@ -311,6 +311,11 @@ impl Loader {
                 .put_bytes(folder, "part.ndjson", text.clone(), PutOptions::default())
                 .await?;
         }
+        // The session may still hold a transaction a failed load left open: its ROLLBACK was
+        // lost with the connection (an outage mid-load). BEGIN inside it fails on fakesnow and
+        // would join it on Snowflake, committing the half-done load with this one; ROLLBACK
+        // outside a transaction is a no-op on both, so every load ends whatever is open first.
+        self.client.execute("ROLLBACK", &[]).await?;
         self.client.execute("BEGIN", &[]).await?;
         let result = self
             .copy_in(

@@ -290,3 +290,38 @@ async fn many_small_files_share_loads_and_keep_their_names_and_history() {
         assert_eq!(history[0][0], Value::Int(1), "loaded once: {}", notice.key);
     }
 }
+
+/// A load whose connection broke mid-transaction leaves the transaction open on the session (its
+/// ROLLBACK was lost too). The next load must end it rather than fail on BEGIN or commit the
+/// half-done load with its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_a_broken_load_left_open_is_rolled_back_by_the_next() {
+    let f = Fixture::new().await;
+    let session = snowflake::Client::connect(f.sf.config().clone())
+        .await
+        .unwrap();
+    let loader = Loader::new(session.clone(), f.s3.clone()).await.unwrap();
+    let orphan = format!("{}/orphan.ndjson.gz", f.prefix);
+    session.execute("BEGIN", &[]).await.unwrap();
+    session
+        .execute(
+            "INSERT INTO SLUICE.RAW.EVENTS_STREAM (FILE_NAME, LOADED_AT, EVENT) \
+             SELECT ?, CURRENT_TIMESTAMP, PARSE_JSON('{}')",
+            &[orphan.as_str().into()],
+        )
+        .await
+        .unwrap();
+
+    let notice = f.put("after-a-broken-load", &ndjson(5, 7)).await;
+    let outcome = loader.load(&notice, &Metrics::default()).await;
+    assert_eq!(outcome.unwrap(), pipe::LoadOutcome::Loaded { rows: 5 });
+    loader.close().await;
+
+    let count = "SELECT COUNT(*) FROM SLUICE.RAW.EVENTS_STREAM WHERE FILE_NAME = ?";
+    assert_eq!(f.rows(count, &notice.key).await[0][0], Value::Int(5));
+    assert_eq!(
+        f.rows(count, &orphan).await[0][0],
+        Value::Int(0),
+        "the open transaction's rows were rolled back, not committed with the load"
+    );
+}
