@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
-use harness::components::ComponentBinaries;
+use harness::rig::components::ComponentBinaries;
 
 /// `cargo` (the one that runs this xtask) with the variables `cargo run` set for the xtask
 /// package removed: build scripts that watch one (ring watched CARGO_MANIFEST_DIR) would

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use harness::e2e::{Phase, RunConfig};
-use harness::publish::Pacing;
+use harness::prove::{Phase, RunConfig};
+use harness::rig::publish::Pacing;
 use stack::DownOptions;
 
 use crate::stack_args::{ChaosArg, StackArg, root, runtime};
@@ -93,7 +93,7 @@ impl Args {
             .redelivery_bound();
         config.quiesce_timeout =
             self.quiesce_timeout
-                .unwrap_or(harness::e2e::default_quiesce_timeout(
+                .unwrap_or(harness::prove::default_quiesce_timeout(
                     !chaos.is_empty(),
                     redelivery,
                 ));
@@ -104,10 +104,10 @@ impl Args {
         } else {
             Pacing::Scenario
         };
-        let progress = |line: &str| eprintln!("{line}");
+        let mut progress = |line: &str| eprintln!("{line}");
         let outcome = rt.block_on(async {
             tokio::select! {
-                r = harness::e2e::run(&config, &progress) => Some(r),
+                r = harness::prove::run(&config, &mut progress) => Some(r),
                 _ = tokio::signal::ctrl_c() => None,
             }
         });

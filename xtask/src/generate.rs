@@ -138,7 +138,7 @@ fn is_special_file(path: &Path) -> bool {
 }
 
 fn publish(args: &Args, scenario: &Scenario, generator: &mut Generator) -> anyhow::Result<()> {
-    use harness::publish::{Pacing, PublishConfig};
+    use harness::rig::publish::{Pacing, PublishConfig};
     let root = crate::stack_args::root();
     let state = stack::State::load(&root, &args.stack.stack).with_context(|| {
         format!(
@@ -153,7 +153,7 @@ fn publish(args: &Args, scenario: &Scenario, generator: &mut Generator) -> anyho
     let bar =
         indicatif::ProgressBar::new_spinner().with_message(format!("publishing {}", scenario.name));
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let report = crate::stack_args::runtime()?.block_on(harness::publish::publish(
+    let report = crate::stack_args::runtime()?.block_on(harness::rig::publish::publish(
         &config,
         generator.stream(),
         |n| bar.set_message(format!("publishing {}: {n} confirmed", scenario.name)),

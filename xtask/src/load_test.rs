@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use harness::load::sampler::Sample;
-use harness::load::{LoadConfig, Progress};
+use harness::load::LoadConfig;
+use harness::rig::Progress;
+use harness::rig::sampler::Sample;
 use stack::DownOptions;
 
 use crate::stack_args::{ChaosArg, StackArg, root, runtime};
@@ -118,6 +119,10 @@ impl Progress for Lines {
         }
     }
 
+    /// The samples say how far the run is: a line every few seconds on a pipe, the bar on a
+    /// terminal.
+    fn detail(&mut self, _line: &str) {}
+
     fn tick(&mut self, sample: &Sample, total: u64) {
         match &self.bar {
             Some(bar) => {
@@ -174,7 +179,7 @@ impl Args {
             .map_err(anyhow::Error::msg)?;
         let binaries = match &self.bin_dir {
             Some(dir) => {
-                let binaries = harness::components::ComponentBinaries::in_dir(dir);
+                let binaries = harness::rig::components::ComponentBinaries::in_dir(dir);
                 binaries.check(&synth::Component::ALL)?;
                 binaries
             }

@@ -35,9 +35,9 @@ fn parse_stack(s: &str) -> Result<stack::StackName, String> {
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         let mut config = match (&self.stack, &self.url) {
-            (Some(name), _) => {
-                stack::snowflake_config(&stack::State::load(&crate::stack_args::root(), name)?)?
-            }
+            (Some(name), _) => snowflake::Config::from_state(
+                &stack::State::load(&crate::stack_args::root(), name)?.snowflake,
+            )?,
             (None, Some(url)) => Config::fakesnow(url)?,
             (None, None) => Config::from_env().context(
                 "no --stack or --url given, so the connection comes from SNOWFLAKE_* variables",

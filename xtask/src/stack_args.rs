@@ -222,6 +222,24 @@ pub fn check_faults_for(
     Ok(())
 }
 
+/// The cdc's replication slot, made while the published tables are still empty so no change is
+/// missed before the cdc's first run (`cdc setup`). Best effort: a server without logical
+/// replication still serves everything else, and the cdc says what it lacks when run.
+pub fn make_cdc_slot(rt: &tokio::runtime::Runtime, state: &stack::State) {
+    let config = cdc::CdcConfig::new(state.postgres.url.clone(), "");
+    match rt.block_on(cdc::slot::setup(&config)) {
+        Ok(true) => eprintln!(
+            "made the cdc's replication slot {} (the tables are empty: no change is missed before its first run)",
+            config.slot
+        ),
+        Ok(false) => {}
+        Err(e) => eprintln!(
+            "warning: no replication slot {} made for the cdc: {e}; the cdc takes a snapshot of its own on its first run once that is fixed",
+            config.slot
+        ),
+    }
+}
+
 /// Brings the named stack up unless it is running; returns whether this call started it (and
 /// so should take it down afterwards).
 pub fn ensure_up(
@@ -253,6 +271,7 @@ pub fn ensure_up(
                 false
             }
             UpOutcome::Started { state, elapsed, .. } => {
+                make_cdc_slot(rt, &state);
                 eprintln!(
                     "stack is up in {:.1}s ({})",
                     elapsed.as_secs_f64(),

@@ -60,7 +60,8 @@ impl Args {
             "bringing up stack `{}` ({} provider)...",
             options.name, options.provider
         );
-        match runtime()?.block_on(stack::up(options))? {
+        let rt = runtime()?;
+        match rt.block_on(stack::up(options))? {
             UpOutcome::AlreadyRunning(state) => {
                 eprintln!(
                     "stack `{}` is already running (since {}, {}); nothing to do",
@@ -75,6 +76,7 @@ impl Args {
                 for phase in phases {
                     eprintln!("  {:>6.1}s  {}", phase.done_after.as_secs_f64(), phase.name);
                 }
+                crate::stack_args::make_cdc_slot(&rt, &state);
                 eprintln!(
                     "stack `{}` is up in {:.1}s ({}); state in {}",
                     state.stack,

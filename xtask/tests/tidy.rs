@@ -244,3 +244,17 @@ fn production_components_link_only_what_production_runs() {
         problems.join("\n")
     );
 }
+
+/// Provisioning stands below the components: a component's change never rebuilds `stack`, and
+/// what a component needs made (the cdc's slot) the component makes itself (`cdc setup`).
+#[test]
+fn the_provisioning_crate_links_no_component() {
+    let linked: Vec<String> = linked_members("stack")
+        .into_iter()
+        .filter(|m| ["relay", "batcher", "pipe", "backfill", "cdc"].contains(&m.as_str()))
+        .collect();
+    assert!(
+        linked.is_empty(),
+        "stack links the components {linked:?}; provisioning may link none"
+    );
+}

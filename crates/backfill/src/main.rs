@@ -115,11 +115,7 @@ async fn main() -> Result<()> {
             .as_ref()
             .context("the snapshot step needs --stack NAME for its Snowflake")?
             .snowflake;
-        let sf_config = snowflake::Config::for_stack(
-            warehouse.base_url.as_deref(),
-            &warehouse.user,
-            &warehouse.database,
-        )?;
+        let sf_config = snowflake::Config::from_state(warehouse)?;
         let sf = snowflake::Client::connect(sf_config)
             .await
             .context("connecting to Snowflake")?;

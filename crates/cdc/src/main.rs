@@ -69,6 +69,10 @@ struct Cli {
 enum Command {
     /// Stream changes (the default).
     Run,
+    /// Make the slot while the published tables are still empty, its (empty) snapshot recorded,
+    /// so no change made before the first run is missed; with rows already there, nothing is
+    /// made and the first run takes a snapshot. `cargo xtask up` does this.
+    Setup,
     /// Drop the slot and its snapshot record: the next run takes a new snapshot, and the
     /// warehouse receives every row again as a read (op r).
     Reset,
@@ -97,6 +101,21 @@ async fn main() -> Result<()> {
     config.shutdown_grace = cli.shutdown_grace;
     config.heartbeat = (!cli.heartbeat.is_zero()).then_some(cli.heartbeat);
 
+    if let Some(Command::Setup) = cli.command {
+        let made = cdc::slot::setup(&config).await?;
+        eprintln!(
+            "cdc: {}",
+            if made {
+                format!("made slot {} with an empty snapshot", config.slot)
+            } else {
+                format!(
+                    "no slot made: slot {} exists, or the tables have rows (the first run takes a snapshot)",
+                    config.slot
+                )
+            }
+        );
+        return Ok(());
+    }
     if let Some(Command::Reset) = cli.command {
         let (pg, connection) = tokio_postgres::connect(&config.postgres_url, tokio_postgres::NoTls)
             .await

@@ -247,7 +247,22 @@ pub async fn reset(pg: &Client, slot: &str) -> Result<(), CdcError> {
     Ok(())
 }
 
-/// For `cargo xtask up`: when there is no slot yet and every published table is empty, creates
+/// `cdc setup` (and `cargo xtask up`): connects to the source and runs [`create_while_empty`].
+pub async fn setup(config: &CdcConfig) -> Result<bool, CdcError> {
+    let (pg, connection) = tokio_postgres::connect(&config.postgres_url, tokio_postgres::NoTls)
+        .await
+        .map_err(CdcError::postgres(format!(
+            "connecting to {}",
+            runtime::redact_url(&config.postgres_url)
+        )))?;
+    let connection = tokio::spawn(connection);
+    let made = create_while_empty(&pg, config).await;
+    drop(pg);
+    let _ = connection.await;
+    made
+}
+
+/// When there is no slot yet and every published table is empty, creates
 /// the slot and records its (empty) snapshot as complete, so no change made before the first
 /// cdc run is missed. With rows already there, nothing is made: the cdc's first run takes a
 /// snapshot consistent with a slot of its own. Returns whether the slot was made.

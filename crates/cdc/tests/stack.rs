@@ -766,3 +766,51 @@ async fn heartbeats_move_a_quiet_slot_past_other_tables_wal() {
     assert!(metrics.heartbeats > 0, "{metrics:?}");
     assert_eq!(metrics.changes, 0, "a heartbeat publishes nothing");
 }
+
+/// `cdc setup` (what `cargo xtask up` runs) makes the slot while the published tables are
+/// empty, with its empty snapshot recorded, so rows written before the first run reach it as
+/// changes; on tables that already hold rows it makes nothing, and the first run snapshots them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_makes_the_slot_only_while_the_tables_are_empty() {
+    let setup = |f: &Fixture| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cdc"))
+            .args(["--postgres-url", &f.config.postgres_url])
+            .args(["--amqp-url", &f.config.amqp_url])
+            .args(["--slot", &f.config.slot, "setup"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let mut empty = Fixture::new(FieldTable::default()).await;
+    assert!(setup(&empty).contains("made slot"));
+    assert!(
+        cdc::slot::snapshot_record(&empty.pg, &empty.config.slot)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(setup(&empty).contains("no slot made"), "a second setup");
+    empty.customers(0..3).await;
+    let (task, stop) = spawn(empty.config.clone());
+    empty
+        .receive_until(Duration::from_secs(30), |r| r.len() >= 3)
+        .await;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    assert!(
+        empty.received.iter().all(|e| change(e).op == "c"),
+        "rows written after setup arrive as inserts, not as a snapshot's reads"
+    );
+
+    let full = Fixture::new(FieldTable::default()).await;
+    full.customers(0..2).await;
+    assert!(setup(&full).contains("no slot made"));
+    assert!(
+        cdc::slot::snapshot_record(&full.pg, &full.config.slot)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt as _;
-use harness::publish::{Pacing, PublishConfig, publish};
+use harness::rig::publish::{Pacing, PublishConfig, publish};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use stack::scratch::ScratchStack;
@@ -308,9 +308,10 @@ async fn bench(args: &Args, stack: &ScratchStack) {
 
     // Pipe: every object the batcher announced.
     let s3 = rawfiles::s3_client(&sdk);
-    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
-        .await
-        .unwrap();
+    let sf =
+        snowflake::Client::connect(snowflake::Config::from_state(&stack.state.snowflake).unwrap())
+            .await
+            .unwrap();
     let loader = pipe::Loader::new(sf, s3).await.unwrap();
     let pm = Arc::new(pipe::Metrics::default());
     let started = Instant::now();
@@ -354,9 +355,10 @@ async fn bench(args: &Args, stack: &ScratchStack) {
         "backfill history (COPY)       {:>10.0} rows/s",
         h.inserted as f64 / started.elapsed().as_secs_f64()
     );
-    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
-        .await
-        .unwrap();
+    let sf =
+        snowflake::Client::connect(snowflake::Config::from_state(&stack.state.snowflake).unwrap())
+            .await
+            .unwrap();
     let started = Instant::now();
     let s = backfill::snapshot::copy(&pg, &sf, &backfill::snapshot::SnapshotConfig::default())
         .await
@@ -520,9 +522,10 @@ async fn pipe_small_files(
             .await
             .unwrap();
     }
-    let sf = snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
-        .await
-        .unwrap();
+    let sf =
+        snowflake::Client::connect(snowflake::Config::from_state(&stack.state.snowflake).unwrap())
+            .await
+            .unwrap();
     let loader = pipe::Loader::new(sf, s3).await.unwrap();
     let pm = Arc::new(pipe::Metrics::default());
     let m = pm.clone();

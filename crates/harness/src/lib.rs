@@ -1,26 +1,21 @@
-//! The scenario runner and its proof.
+//! The scenario runner and its proof, in three rooms:
 //!
-//! - [`session`], [`publish`] and [`drain`] are the run pipeline `e2e` and `load-test` share:
-//!   reset, backfill, components, the stream published on its schedule with confirms, drain.
-//! - [`e2e`] drives one run through the real components and checks it: [`oracle`] computes the
-//!   marts from the events the run produced, [`warehouse`] reads what dbt ([`dbt`]) built, and
-//!   [`diff`] compares the two row by row.
-//! - [`load`] drives one through the real components and measures it: throughput against
-//!   same-run baselines, freshness end to end and per hop, backlog, resources, gates, reports.
+//! - [`rig`]: the run sequence `e2e` and `load-test` share, written once ([`rig::Rig`]: prepare,
+//!   then rounds of stream, drain and the checks every run must pass) and its machinery: the
+//!   session on a running stack, the components, publishing, draining, queues, the warehouse's
+//!   statements, the OLTP workload, the nemesis and its fault proxy, the sampler.
+//! - [`prove`]: `e2e`, a rig run proved right: [`prove::dbt`] builds the marts,
+//!   [`prove::oracle`] computes them from the events the run produced, [`prove::diff`] compares
+//!   the two row by row, and [`prove::changelog`] checks the change log against its source.
+//! - [`load`]: `load-test`, rig rounds measured: same-run baselines, repeats and `--find-max`,
+//!   freshness end to end and per hop, backlog, resources, gates, reports.
+//!
+//! [`RunError`] is the one error type of a run: infrastructure that failed. What a run proves
+//! or disproves is in its report.
 
-pub mod changelog;
-pub mod chaos;
-pub mod components;
-pub mod dbt;
-pub mod diff;
-pub mod drain;
-pub mod e2e;
+pub mod error;
 pub mod load;
-pub mod mart;
-pub mod oltp;
-pub mod oracle;
-pub mod procfs;
-pub mod publish;
-pub mod queues;
-pub mod session;
-pub mod warehouse;
+pub mod prove;
+pub mod rig;
+
+pub use error::RunError;

@@ -11,8 +11,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{RUNS, e2e, root};
-use harness::dbt::{Dbt, DbtCommand, DbtConfig};
-use harness::diff::diff_marts;
+use harness::prove::dbt::{Dbt, DbtCommand, DbtConfig};
+use harness::prove::diff::diff_marts;
 use stack::scratch::ScratchStack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +57,7 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
             .any(|f| f.unique_id.contains("unique_stg_events_event_id")),
         "dbt's own unique test fails too:\n{tests}"
     );
-    let actual = harness::warehouse::read_marts(&warehouse(&stack).await)
+    let actual = harness::rig::warehouse::read_marts(&warehouse(&stack).await)
         .await
         .unwrap();
     let diff = diff_marts(marts, &actual);
@@ -113,7 +113,7 @@ async fn build_mutant(stack: &ScratchStack, name: &str, macro_file: &str, from: 
 }
 
 async fn warehouse(stack: &ScratchStack) -> snowflake::Client {
-    snowflake::Client::connect(stack::snowflake_config(&stack.state).unwrap())
+    snowflake::Client::connect(snowflake::Config::from_state(&stack.state.snowflake).unwrap())
         .await
         .unwrap()
 }
@@ -122,10 +122,10 @@ async fn warehouse(stack: &ScratchStack) -> snowflake::Client {
 /// oracle's (`expected`).
 async fn mutant_diff(
     stack: &ScratchStack,
-    expected: &harness::mart::Marts,
+    expected: &harness::prove::mart::Marts,
     name: &str,
     ordering: &str,
-) -> harness::diff::MartsDiff {
+) -> harness::prove::diff::MartsDiff {
     build_mutant(
         stack,
         name,
@@ -134,7 +134,7 @@ async fn mutant_diff(
         ordering,
     )
     .await;
-    let actual = harness::warehouse::read_marts(&warehouse(stack).await)
+    let actual = harness::rig::warehouse::read_marts(&warehouse(stack).await)
         .await
         .unwrap();
     let diff = diff_marts(expected, &actual);
@@ -246,7 +246,7 @@ duration = "2s"
     assert!(
         dim.rows
             .values()
-            .any(|r| r[8] == harness::mart::Cell::Bool(true)),
+            .any(|r| r[8] == harness::prove::mart::Cell::Bool(true)),
         "erased customers keep their closed history"
     );
 
@@ -259,11 +259,13 @@ duration = "2s"
         "order by commit_lsn asc, change_lsn asc",
     )
     .await;
-    let mutant =
-        harness::warehouse::read_table(&warehouse(&stack).await, &harness::mart::CUSTOMERS_CURRENT)
-            .await
-            .unwrap();
-    let diff = harness::diff::diff_table(&check.actual[0], &mutant);
+    let mutant = harness::rig::warehouse::read_table(
+        &warehouse(&stack).await,
+        &harness::prove::mart::CUSTOMERS_CURRENT,
+    )
+    .await
+    .unwrap();
+    let diff = harness::prove::diff::diff_table(&check.actual[0], &mutant);
     eprintln!("earliest change wins:\n{diff}");
     assert!(
         !diff.changed.is_empty(),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use harness::publish::{Pacing, PublishConfig, publish};
+use harness::rig::publish::{Pacing, PublishConfig, publish};
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use stack::scratch::ScratchStack;
 

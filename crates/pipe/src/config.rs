@@ -17,11 +17,7 @@ impl PipeConfig {
                 .cloned()
                 .ok_or(PipeError::MissingOutput("SnowpipeNotifyQueueUrl"))?,
             snowflake: {
-                let mut c = snowflake::Config::for_stack(
-                    state.snowflake.base_url.as_deref(),
-                    &state.snowflake.user,
-                    &state.snowflake.database,
-                )?;
+                let mut c = snowflake::Config::from_state(&state.snowflake)?;
                 // A call that hangs (a frozen warehouse, a dropped connection) fails in time
                 // and its batch is retried; long statements are polled, so this bounds a call.
                 c.request_timeout = std::time::Duration::from_secs(30);

@@ -121,6 +121,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The warehouse a stack's state file names: every component and command that reads a
+    /// stack's state builds its Snowflake config here.
+    pub fn from_state(warehouse: &runtime::state::Snowflake) -> Result<Self> {
+        Self::for_stack(
+            warehouse.base_url.as_deref(),
+            &warehouse.user,
+            &warehouse.database,
+        )
+    }
+
     /// A stack's warehouse: fakesnow at `base_url` as `user`, or, without a base URL, a real
     /// account from the environment ([`Config::from_env`]); either way in `database`.
     pub fn for_stack(base_url: Option<&str>, user: &str, database: &str) -> Result<Self> {

@@ -207,9 +207,8 @@ pub(crate) async fn snowflake(
 }
 
 /// Runs `infra/postgres/*.sql` in file-name order (the backfill's history, the operational
-/// `shop` schema with its publication), then makes the cdc component's replication slot while
-/// the published tables are still empty, so no change is missed before the first cdc run (a
-/// server that cannot have one gets a warning, not a failed `up`).
+/// `shop` schema with its publication). The cdc's replication slot is the cdc's own business
+/// (`cdc setup`, which `cargo xtask up` runs next).
 pub(crate) async fn postgres(infra: &Path, url: &str) -> Result<()> {
     let dir = infra.join("postgres");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -230,15 +229,6 @@ pub(crate) async fn postgres(infra: &Path, url: &str) -> Result<()> {
             .batch_execute(&sql)
             .await
             .map_err(|e| apply_err(path.display().to_string())(pg_error(&e)))?;
-    }
-    // Best effort: a server without logical replication (an external one, say) still serves
-    // everything else; the cdc, when run, says what it lacks.
-    let cdc = cdc::CdcConfig::new(url, "");
-    if let Err(e) = cdc::slot::create_while_empty(&client, &cdc).await {
-        tracing::warn!(
-            "no replication slot {} made for the cdc: {e}; the cdc takes a snapshot of its own on its first run once that is fixed",
-            cdc.slot
-        );
     }
     drop(client);
     let _ = conn.await;

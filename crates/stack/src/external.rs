@@ -49,7 +49,7 @@ pub(crate) async fn up(options: UpOptions) -> Result<UpOutcome> {
         password: None,
         process: None,
     };
-    let config = crate::snowflake_config_of(&snowflake).map_err(|e| StackError::Apply {
+    let config = snowflake::Config::from_state(&snowflake).map_err(|e| StackError::Apply {
         what: "snowflake".into(),
         reason: e.to_string(),
     })?;

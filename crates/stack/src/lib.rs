@@ -46,25 +46,13 @@ pub fn infra_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra")
 }
 
-/// The client configuration for a stack's Snowflake (fakesnow, or a real account from the
-/// environment), in the stack's database.
-pub fn snowflake_config(state: &State) -> std::result::Result<snowflake::Config, snowflake::Error> {
-    snowflake_config_of(&state.snowflake)
-}
-
-pub(crate) fn snowflake_config_of(
-    s: &Snowflake,
-) -> std::result::Result<snowflake::Config, snowflake::Error> {
-    snowflake::Config::for_stack(s.base_url.as_deref(), &s.user, &s.database)
-}
-
 /// Applies `infra/snowflake/*.sql` (database, RAW tables, file format, stage) to a Snowflake;
 /// `*.real-account.sql` only when `real_account`.
 pub async fn apply_snowflake_ddl(config: snowflake::Config, real_account: bool) -> Result<()> {
     apply::snowflake(&infra_dir(), config, real_account).await
 }
 
-/// Applies `infra/postgres/*.sql` to a PostgreSQL database and makes the cdc slot (see
+/// Applies `infra/postgres/*.sql` to a PostgreSQL database (see
 /// `apply::postgres`).
 pub async fn apply_postgres_schema(url: &str) -> Result<()> {
     apply::postgres(&infra_dir(), url).await
@@ -224,7 +212,7 @@ pub async fn status(root: &Path, name: &StackName) -> Result<StatusReport> {
         }
     };
     let snowflake_probe = async {
-        match crate::snowflake_config(&state) {
+        match snowflake::Config::from_state(&state.snowflake) {
             Ok(c) => readiness::snowflake(c).await,
             Err(e) => Err(e.to_string()),
         }

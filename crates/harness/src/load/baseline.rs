@@ -17,8 +17,8 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use synth::{Generator, Scenario};
 
-use crate::publish::{Pacing, PublishConfig, PublishError, publish};
-use crate::queues::SOURCE_QUEUES;
+use crate::rig::publish::{Pacing, PublishConfig, PublishError, publish};
+use crate::rig::queues::SOURCE_QUEUES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {

@@ -14,11 +14,10 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use pipe::load::LoadRecord;
 use runtime::latency::new_histogram;
-use snowflake::Value;
 use tokio_postgres::Client;
 
 use super::latency::Distribution;
-use crate::warehouse::WarehouseError;
+use crate::rig::warehouse::WarehouseError;
 
 /// The slot's WAL at one second of the run.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -92,31 +91,11 @@ pub async fn commit_to_raw(
     sf: &snowflake::Client,
     loads: &HashMap<String, LoadRecord>,
 ) -> Result<(Histogram<u64>, u64), WarehouseError> {
-    let what = "reading RAW.CDC_CHANGES for the lag";
-    let query_err = |source| WarehouseError::Query {
-        what: what.into(),
-        source,
-    };
-    let rows = sf
-        .query(
-            "SELECT EVENT:occurred_at::string, FILE_NAME FROM SLUICE.RAW.CDC_CHANGES \
-             WHERE EVENT:payload:op::string <> 'r' \
-             QUALIFY ROW_NUMBER() OVER (PARTITION BY EVENT:event_id::string ORDER BY LOADED_AT) = 1",
-            &[],
-        )
-        .await
-        .map_err(query_err)?
-        .rows()
-        .await
-        .map_err(query_err)?;
+    let rows = crate::rig::warehouse::first_loads_of_changes(sf).await?;
     let mut h = new_histogram();
     let mut unmatched = 0;
-    for row in rows {
-        let (Some(Value::Text(committed)), Some(Value::Text(file))) = (row.first(), row.get(1))
-        else {
-            continue;
-        };
-        let Ok(committed) = DateTime::parse_from_rfc3339(committed) else {
+    for (committed, file) in rows {
+        let Ok(committed) = DateTime::parse_from_rfc3339(&committed) else {
             continue;
         };
         match loads.get(file.as_str()) {

@@ -15,10 +15,9 @@ use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use pipe::load::LoadRecord;
 use runtime::latency::new_histogram;
-use snowflake::Value;
 
 use super::latency::Percentiles;
-use crate::warehouse::WarehouseError;
+use crate::rig::warehouse::WarehouseError;
 
 /// Where a run's schedule sits in wall-clock and in event time.
 #[derive(Clone, Copy, Debug)]
@@ -240,31 +239,10 @@ pub async fn measure(
     clock: Clock,
     fault_windows: &[(Duration, Duration)],
 ) -> Result<Freshness, WarehouseError> {
-    let what = "reading RAW.EVENTS_STREAM for freshness";
-    let rows = sf
-        .query(
-            "SELECT EVENT:produced_at::string, FILE_NAME FROM SLUICE.RAW.EVENTS_STREAM \
-             QUALIFY ROW_NUMBER() OVER (PARTITION BY EVENT:event_id::string ORDER BY LOADED_AT) = 1",
-            &[],
-        )
-        .await
-        .map_err(|source| WarehouseError::Query {
-            what: what.into(),
-            source,
-        })?
-        .rows()
-        .await
-        .map_err(|source| WarehouseError::Query {
-            what: what.into(),
-            source,
-        })?;
+    let rows = crate::rig::warehouse::first_loads_of_stream(sf).await?;
     let mut acc = Accumulator::new(clock).with_fault_windows(fault_windows);
-    for row in rows {
-        let (Some(Value::Text(produced)), Some(Value::Text(file))) = (row.first(), row.get(1))
-        else {
-            continue;
-        };
-        let Ok(produced) = DateTime::parse_from_rfc3339(produced) else {
+    for (produced, file) in rows {
+        let Ok(produced) = DateTime::parse_from_rfc3339(&produced) else {
             continue;
         };
         acc.add(produced.with_timezone(&Utc), loads.get(file.as_str()));

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use super::report::Report;
-use super::sampler::Sample;
+use crate::rig::sampler::Sample;
 
 /// A shaded interval of the time axis, e.g. the warm-up or a fault.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -144,7 +144,7 @@ pub fn oldest_waiting(samples: &[Sample], counter: impl Fn(&Sample) -> u64) -> V
         .collect()
 }
 
-fn per_process(samples: &[Sample], value: impl Fn(&crate::procfs::Usage) -> f64) -> Vec<Line> {
+fn per_process(samples: &[Sample], value: impl Fn(&crate::rig::procfs::Usage) -> f64) -> Vec<Line> {
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for s in samples {
         for (name, usage) in &s.usage {
@@ -160,10 +160,10 @@ fn per_process(samples: &[Sample], value: impl Fn(&crate::procfs::Usage) -> f64)
         .collect()
 }
 
-/// The page: the markdown summary's facts as tables, and one chart per section.
-pub fn render(report: &Report, bands: &[Band]) -> String {
+/// One chart per section: `(id, heading, svg)`.
+fn charts(report: &Report, bands: &[Band]) -> Vec<(&'static str, &'static str, String)> {
     let samples = &report.series;
-    let mut sections: Vec<(&str, &str, String)> = Vec::new();
+    let mut sections: Vec<(&'static str, &'static str, String)> = Vec::new();
     let hop = |label: &str, f: fn(&Sample) -> u64| Line {
         label: label.into(),
         points: rates(samples, f),
@@ -273,6 +273,16 @@ pub fn render(report: &Report, bands: &[Band]) -> String {
             bands,
         ),
     ));
+    cdc_and_search_charts(report, bands, &mut sections);
+    sections
+}
+
+/// The change log's chart and the rate search's, when the run has them.
+fn cdc_and_search_charts(
+    report: &Report,
+    bands: &[Band],
+    sections: &mut Vec<(&'static str, &'static str, String)>,
+) {
     if let Some(cdc) = &report.cdc {
         let kib = |b: u64| b as f64 / 1024.0;
         sections.push((
@@ -334,7 +344,11 @@ pub fn render(report: &Report, bands: &[Band]) -> String {
             ),
         ));
     }
+}
 
+/// The page: the markdown summary's facts as tables, and one chart per section.
+pub fn render(report: &Report, bands: &[Band]) -> String {
+    let sections = charts(report, bands);
     let mut page = String::new();
     let verdict = if report.passed() { "PASS" } else { "FAIL" };
     let _ = write!(

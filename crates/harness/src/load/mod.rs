@@ -1,12 +1,12 @@
-//! `load-test`: the real pipeline under a scenario's schedule, measured.
+//! `load-test`: rig rounds ([`crate::rig`]) under a scenario's schedule, measured.
 //!
-//! The run pipeline is `e2e`'s ([`crate::session`], [`crate::publish`], [`crate::drain`]); on top:
+//! On top of the rig:
 //! - [`baseline`]: broker-only and SQS-only throughput on the same stack, first;
-//! - the stream published open-model (intended send times, publish delay recorded), while
-//!   [`sampler`] records a point per second (rates per hop, queue depths, CPU and RSS);
+//! - the stream published open-model (intended send times, publish delay recorded), while the
+//!   rig's sampler records a point per second (rates per hop, queue depths, CPU and RSS);
 //! - a warm-up left out of the statistics, then a drain timed per hop;
 //! - [`freshness`] per event (intended publish to visible in RAW) and per hop (the components'
-//!   own histograms), loss accounting per source;
+//!   own histograms), accounting per source;
 //! - [`gates`] from the scenario's `[expect]`, [`search`] for `--find-max`, [`compare`] against
 //!   an earlier report, and the [`report`] in JSON, Markdown and [`html`].
 
@@ -18,10 +18,10 @@ pub mod gates;
 pub mod html;
 pub mod latency;
 pub mod report;
-pub mod sampler;
 pub mod search;
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,18 +29,18 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use stack::StackName;
 use synth::{Component, Generator, Scenario};
+use tokio::sync::Notify;
 
-use crate::chaos::nemesis::{self, FaultRecord, Proxies, Targets, Tracker};
-use crate::components::{ComponentBinaries, ComponentMetrics, ComponentOptions, Components};
-use crate::drain::{DrainError, Expect, HOPS, drain};
-use crate::publish::{
-    Pacing, PublishConfig, PublishError, PublishProgress, PublishReport, publish_observed,
-};
-use crate::queues::QueueError;
-use crate::session::{Session, SessionError};
-use crate::warehouse::WarehouseError;
-use baseline::{BaselineError, Baselines};
-use freshness::{Clock, Freshness};
+use crate::error::{RunError, io_err};
+use crate::rig::chaos::nemesis::FaultRecord;
+use crate::rig::components::{ComponentBinaries, ComponentMetrics, ComponentOptions};
+use crate::rig::drain::Hop;
+use crate::rig::publish::{Pacing, PublishProgress, PublishReport};
+use crate::rig::sampler::{Sample, Sampler};
+use crate::rig::session::Session;
+use crate::rig::{Clock, Outcome, Progress, Rig, Round, Seen, Setup, Stage, Watch};
+use baseline::Baselines;
+use freshness::Freshness;
 use html::Band;
 use latency::{Distribution, since};
 use report::{
@@ -48,45 +48,7 @@ use report::{
     SourceCount,
 };
 use runtime::latency::new_histogram;
-use sampler::{Sample, Sampler};
-use search::{SearchConfig, StepOutcome};
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    #[error(transparent)]
-    Baseline(#[from] BaselineError),
-    #[error("publishing: {0}")]
-    Publish(#[from] PublishError),
-    #[error(transparent)]
-    Drain(#[from] DrainError),
-    #[error(transparent)]
-    Warehouse(#[from] WarehouseError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Workload(#[from] crate::oltp::WorkloadError),
-    #[error(transparent)]
-    Snapshot(#[from] crate::oltp::SnapshotWaitError),
-    #[error("the cdc slot: {0}")]
-    Cdc(#[from] ::cdc::CdcError),
-    #[error(
-        "{0} has an [oltp] workload, which runs once per load test: drop --find-max and --repeat"
-    )]
-    WorkloadOnce(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LoadError {
-    let context = context.into();
-    move |source| LoadError::Io { context, source }
-}
+use search::{SearchConfig, SearchResult, StepOutcome};
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -113,14 +75,6 @@ pub struct LoadConfig {
     pub chaos: Vec<synth::chaos::Fault>,
 }
 
-/// What the caller shows while a run goes on.
-pub trait Progress {
-    /// A step of the run (baselines, backfill, a search step, ...).
-    fn step(&mut self, line: &str);
-    /// One sample of the time series, with the number of bodies the current run will publish.
-    fn tick(&mut self, sample: &Sample, total: u64);
-}
-
 /// One measured run (a repeat, or a step of the search).
 struct Measurement {
     scenario: Scenario,
@@ -139,14 +93,6 @@ struct Measurement {
     problems: Vec<String>,
 }
 
-/// The workload of a scenario with `[oltp]`, its first rows in place and the cdc's snapshot of
-/// them taken.
-struct WorkloadRun {
-    workload: synth::oltp::Workload,
-    driver: crate::oltp::Driver,
-    snapshot: (i64, Duration),
-}
-
 /// The events per second a scenario offers.
 fn offered_rate(scenario: &Scenario) -> f64 {
     let profile = scenario.total_profile();
@@ -158,44 +104,176 @@ fn offered_rate(scenario: &Scenario) -> f64 {
     }
 }
 
+/// What every measured run shares: the rig, the sampler over all of them, the pipe's load log.
+struct Bench<'a> {
+    rig: Rig,
+    sampler: Sampler,
+    bands: Vec<Band>,
+    runs: Vec<Measurement>,
+    load_log: PathBuf,
+    config: &'a LoadConfig,
+    /// The history's event ids: in RAW for the first run only (a later one resets RAW).
+    history_ids: HashSet<String>,
+}
+
 /// Runs the load test; writes `report.json`, `report.md` and `report.html` into `out_dir`.
 pub async fn run(
     config: &LoadConfig,
     out_dir: &Path,
     progress: &mut dyn Progress,
-) -> Result<Report, LoadError> {
+) -> Result<Report, RunError> {
     let started_at = chrono::Utc::now();
-    let clock_start = Instant::now();
-    let mut phases: Vec<(String, f64)> = Vec::new();
-    let mut lap = Instant::now();
-    let mut phase = |name: &str, lap: &mut Instant| {
-        phases.push((name.to_owned(), lap.elapsed().as_secs_f64()));
-        *lap = Instant::now();
-    };
+    let mut clock = Clock::new();
     std::fs::create_dir_all(out_dir).map_err(io_err(format!("creating {}", out_dir.display())))?;
     let scenario = config.scenario.with_rates_scaled(config.rate_scale);
     let seed = config.seed.unwrap_or(scenario.seed);
+    if synth::oltp::Workload::new(&scenario, Some(seed)).is_some()
+        && (config.find_max || config.repeat > 1)
+    {
+        return Err(RunError::WorkloadOnce(scenario.name.clone()));
+    }
 
-    let mut session = Session::open(&config.root, &config.stack).await?;
+    let session = Session::open(&config.root, &config.stack).await?;
     session.reset().await?;
-    let mut sampler = Sampler::new(&session.state, clock_start);
+    let mut sampler = Sampler::new(&session.state, Instant::now());
     let mut bands: Vec<Band> = Vec::new();
+    let baselines = measure_baselines(
+        &session,
+        &scenario,
+        seed,
+        &mut sampler,
+        &mut bands,
+        progress,
+    )
+    .await?;
+    clock.lap("baselines");
 
-    // Same-run baselines, before anything else uses the services, sampled like the run (what
-    // the services cost on their own is in the series too).
+    session.reset().await?;
+    let work_dir = session.state.dir.join("load");
+    let load_log = work_dir.join("pipe-loads.ndjson");
+    let _ = std::fs::remove_file(&load_log);
+    let setup = Setup {
+        scenario: &scenario,
+        seed,
+        binaries: &config.binaries,
+        work_dir,
+        chaos: if config.find_max { &[] } else { &config.chaos },
+        options: ComponentOptions {
+            load_log: Some(load_log.clone()),
+            ..ComponentOptions::default()
+        },
+        build: Some(&config.profile),
+    };
+    let mut history_ids = HashSet::new();
+    let mut generator = Generator::new(&scenario, Some(seed));
+    let history = generator.history().inspect(|e| {
+        history_ids.insert(e.event_id().to_owned());
+    });
+    let snapshot_id = format!("load-{}-{seed}", scenario.name);
+    let (rig, _) = Box::pin(Rig::prepare(
+        session,
+        &setup,
+        history,
+        snapshot_id,
+        progress,
+        &mut clock,
+    ))
+    .await?;
+    sampler.watch(&rig.components.pids());
+    let mut bench = Bench {
+        rig,
+        sampler,
+        bands,
+        runs: Vec::new(),
+        load_log,
+        config,
+        history_ids,
+    };
+    let find_max = if config.find_max {
+        Some(search_max(&mut bench, &scenario, seed, progress).await?)
+    } else {
+        for k in 0..config.repeat.max(1) {
+            if config.repeat > 1 {
+                progress.step(&format!("run {} of {}", k + 1, config.repeat));
+            }
+            let m = measure(
+                &mut bench,
+                &scenario,
+                seed.wrapping_add(u64::from(k)),
+                u64::from(k),
+                progress,
+            )
+            .await?;
+            bench.bands.push(Band {
+                from_s: m.started_at_s,
+                to_s: m.started_at_s + scenario.warm_up().as_secs_f64(),
+                label: "warm-up".into(),
+            });
+            for f in &m.faults {
+                bench.bands.push(Band {
+                    from_s: m.started_at_s + f.started_at_s,
+                    to_s: m.started_at_s + f.healed_at_s.max(f.started_at_s + 0.5),
+                    label: format!("{} {}", f.fault.kind, f.fault.target),
+                });
+            }
+            // Restarted components have new PIDs.
+            bench.sampler.watch(&bench.rig.components.pids());
+            bench.runs.push(m);
+        }
+        None
+    };
+    clock.lap("measured runs");
+    let Bench {
+        rig,
+        sampler,
+        bands,
+        runs,
+        ..
+    } = bench;
+    let (session, stopped) = rig.finish().await;
+    session.close().await;
+
+    let mut report = assemble(
+        config, &scenario, seed, started_at, baselines, &sampler, &runs, find_max,
+    );
+    if let Err(e) = stopped {
+        report
+            .problems
+            .insert(0, format!("a component did not stop cleanly: {e}"));
+    }
+    clock.lap("report");
+    report.phases = clock
+        .phases
+        .iter()
+        .map(|p| (p.name.to_owned(), p.elapsed.as_secs_f64()))
+        .collect();
+    write_report(&report, &bands, out_dir)?;
+    Ok(report)
+}
+
+/// Same-run baselines, before anything else uses the services, sampled like the run (what the
+/// services cost on their own is in the series too).
+async fn measure_baselines(
+    session: &Session,
+    scenario: &Scenario,
+    seed: u64,
+    sampler: &mut Sampler,
+    bands: &mut Vec<Band>,
+    progress: &mut dyn Progress,
+) -> Result<Baselines, RunError> {
     progress.step(&format!(
         "baseline: broker only ({} events, publish with confirms + a plain consumer)",
         scenario.load.broker_baseline_events
     ));
     let idle = Arc::new(PublishProgress::default());
-    let no_components = crate::components::MetricsReader::default();
+    let no_components = crate::rig::components::MetricsReader::default();
     let from = sampler.now();
-    let done = tokio::sync::Notify::new();
+    let done = Notify::new();
     let (broker, ()) = tokio::join!(
         async {
             let r = baseline::broker_only(
                 &session.state.rabbitmq.amqp_url,
-                &scenario,
+                scenario,
                 seed ^ 0xba5e,
                 scenario.load.broker_baseline_events,
             )
@@ -211,13 +289,13 @@ pub async fn run(
         to_s: sampler.now(),
         label: "broker-only baseline".into(),
     });
-    let body_len = typical_body_len(&scenario, seed);
+    let body_len = typical_body_len(scenario, seed);
     progress.step(&format!(
         "baseline: broker only {:.0} events/s; SQS only ({} messages of {body_len} bytes, send + receive + delete)",
         broker.events_per_s, scenario.load.sqs_baseline_events
     ));
     let from = sampler.now();
-    let done = tokio::sync::Notify::new();
+    let done = Notify::new();
     let (sqs, ()) = tokio::join!(
         async {
             let r =
@@ -237,178 +315,77 @@ pub async fn run(
         "baseline: SQS only {:.0} messages/s",
         sqs.events_per_s
     ));
-    let baselines = Baselines { broker, sqs };
-    phase("baselines", &mut lap);
+    Ok(Baselines { broker, sqs })
+}
 
-    session.reset().await?;
-    let mut history = Generator::new(&scenario, Some(seed));
-    let (loaded, snapshot) = session
-        .backfill(history.history(), format!("load-{}-{seed}", scenario.name))
-        .await?;
-    progress.step(&format!(
-        "backfill: {} history events into PostgreSQL, {} into RAW.EVENTS_BACKFILL",
-        loaded.inserted, snapshot.inserted
-    ));
-    phase("backfill", &mut lap);
-
-    // The workload's first rows, before the cdc starts: its snapshot reads them.
-    let mut workload = match synth::oltp::Workload::new(&scenario, Some(seed)) {
-        Some(_) if config.find_max || config.repeat > 1 => {
-            return Err(LoadError::WorkloadOnce(scenario.name.clone()));
-        }
-        Some(mut workload) => {
-            ::cdc::slot::reset(&session.pg, ::cdc::DEFAULT_SLOT).await?;
-            crate::oltp::Driver::reset(&session.pg).await?;
-            let mut driver = crate::oltp::Driver::connect(&session.state.postgres.url).await?;
-            driver.initial(&mut workload).await?;
+/// `--find-max`: steps of the scenario at rates the search picks, each measured.
+async fn search_max(
+    bench: &mut Bench<'_>,
+    scenario: &Scenario,
+    seed: u64,
+    progress: &mut dyn Progress,
+) -> Result<SearchResult, RunError> {
+    let base_rate = offered_rate(scenario).max(1e-6);
+    let limit = freshness_limit(scenario);
+    let search_config = SearchConfig {
+        start: base_rate,
+        ..SearchConfig::default()
+    };
+    let mut step_no = 0u64;
+    let shared = RefCell::new((bench, progress));
+    search::find_max(search_config, |rate| {
+        step_no += 1;
+        let k = step_no;
+        let shared = &shared;
+        async move {
+            let mut guard = shared.borrow_mut();
+            let (bench, progress) = &mut *guard;
+            let mut step = scenario.with_rates_scaled(rate / base_rate);
+            step.duration = Some(scenario.load.step);
+            step.max_events = None;
             progress.step(&format!(
-                "workload: {} rows in shop.customers and shop.order_status for the cdc's snapshot",
-                workload.stats().initial_rows
+                "find-max step {k}: {rate:.0} events/s for {}",
+                scenario.load.step
             ));
-            Some((workload, driver))
-        }
-        None => None,
-    };
-
-    let work_dir = session.state.dir.join("load");
-    std::fs::create_dir_all(&work_dir)
-        .map_err(io_err(format!("creating {}", work_dir.display())))?;
-    let load_log = work_dir.join("pipe-loads.ndjson");
-    let _ = std::fs::remove_file(&load_log);
-    let proxies = Proxies::for_faults(&session.state, &config.chaos)
-        .await
-        .map_err(io_err("starting the fault proxies"))?;
-    let mut components = session.start_components(
-        &config.binaries,
-        &scenario,
-        &work_dir,
-        &proxies.options(
-            &session.state,
-            ComponentOptions {
-                load_log: Some(load_log.clone()),
-                ..ComponentOptions::default()
-            },
-        ),
-    )?;
-    sampler.watch(&components.pids());
-    let names: Vec<&str> = scenario.components().iter().map(|c| c.name()).collect();
-    progress.step(&format!(
-        "started {} ({} build; logs and metrics in {})",
-        names.join(", "),
-        config.profile,
-        work_dir.display()
-    ));
-    let mut workload = match workload.take() {
-        Some((workload, driver)) => {
-            let say = |line: &str| eprintln!("{line}");
-            let snapshot = crate::oltp::wait_for_snapshot(
-                &session.pg,
-                &mut components,
-                &work_dir.join("cdc.log"),
-                &say,
-            )
-            .await?;
-            Some(WorkloadRun {
-                workload,
-                driver,
-                snapshot,
-            })
-        }
-        None => None,
-    };
-
-    let mut runs: Vec<Measurement> = Vec::new();
-    let find_max = if config.find_max {
-        let base_rate = offered_rate(&scenario).max(1e-6);
-        let limit = freshness_limit(&scenario);
-        let search_config = SearchConfig {
-            start: base_rate,
-            ..SearchConfig::default()
-        };
-        let mut step_no = 0u64;
-        let (scenario, load_log) = (&scenario, &load_log);
-        let shared = std::cell::RefCell::new((
-            &mut session,
-            &mut components,
-            &mut sampler,
-            &mut runs,
-            &mut bands,
-            &mut *progress,
-        ));
-        let result = search::find_max(search_config, |rate| {
-            step_no += 1;
-            let k = step_no;
-            let shared = &shared;
-            async move {
-                let mut guard = shared.borrow_mut();
-                let (session, components, sampler, runs, bands, progress) = &mut *guard;
-                let mut step = scenario.with_rates_scaled(rate / base_rate);
-                step.duration = Some(scenario.load.step);
-                step.max_events = None;
-                progress.step(&format!("find-max step {k}: {rate:.0} events/s for {}", scenario.load.step));
-                let m = measure_once(session, components, sampler, &step, seed.wrapping_add(k), k, load_log, config, &Proxies::default(), None, &mut **progress).await?;
-                bands.push(Band {
-                    from_s: m.started_at_s,
-                    to_s: m.started_at_s + step.warm_up().as_secs_f64(),
-                    label: format!("step {k} warm-up"),
-                });
-                let outcome = step_outcome(&m, rate, limit);
-                progress.step(&format!(
-                    "  step {k}: delivered {:.0}/s, freshness p50 {:.0} ms p99 {:.0} ms, drained in {:.1} s: {}",
-                    outcome.delivered,
-                    outcome.freshness_p50_ms,
-                    outcome.freshness_p99_ms,
-                    outcome.drain_ms / 1000.0,
-                    if outcome.sustainable { "sustained".to_owned() } else { format!("not sustained ({})", outcome.reason.as_deref().unwrap_or("")) }
-                ));
-                runs.push(m);
-                Ok::<_, LoadError>(outcome)
-            }
-        })
-        .await?;
-        Some(result)
-    } else {
-        for k in 0..config.repeat.max(1) {
-            if config.repeat > 1 {
-                progress.step(&format!("run {} of {}", k + 1, config.repeat));
-            }
-            let m = measure_once(
-                &mut session,
-                &mut components,
-                &mut sampler,
-                &scenario,
-                seed.wrapping_add(u64::from(k)),
-                u64::from(k),
-                &load_log,
-                config,
-                &proxies,
-                workload.as_mut(),
-                progress,
-            )
-            .await?;
-            bands.push(Band {
+            let m = measure(bench, &step, seed.wrapping_add(k), k, &mut **progress).await?;
+            bench.bands.push(Band {
                 from_s: m.started_at_s,
-                to_s: m.started_at_s + scenario.warm_up().as_secs_f64(),
-                label: "warm-up".into(),
+                to_s: m.started_at_s + step.warm_up().as_secs_f64(),
+                label: format!("step {k} warm-up"),
             });
-            for f in &m.faults {
-                bands.push(Band {
-                    from_s: m.started_at_s + f.started_at_s,
-                    to_s: m.started_at_s + f.healed_at_s.max(f.started_at_s + 0.5),
-                    label: format!("{} {}", f.fault.kind, f.fault.target),
-                });
-            }
-            // Restarted components have new PIDs.
-            sampler.watch(&components.pids());
-            runs.push(m);
+            let outcome = step_outcome(&m, rate, limit);
+            progress.step(&format!(
+                "  step {k}: delivered {:.0}/s, freshness p50 {:.0} ms p99 {:.0} ms, drained in {:.1} s: {}",
+                outcome.delivered,
+                outcome.freshness_p50_ms,
+                outcome.freshness_p99_ms,
+                outcome.drain_ms / 1000.0,
+                if outcome.sustainable {
+                    "sustained".to_owned()
+                } else {
+                    format!("not sustained ({})", outcome.reason.as_deref().unwrap_or(""))
+                }
+            ));
+            bench.runs.push(m);
+            Ok::<_, RunError>(outcome)
         }
-        None
-    };
-    phase("measured runs", &mut lap);
-    let stopped = components.stop(Duration::from_secs(20)).await;
-    session.close().await;
+    })
+    .await
+}
 
-    // The run the report is about: the last repeat, or the highest rate the search sustained.
+/// The report about the run that matters (the last repeat, or the highest rate the search
+/// sustained), with every run's problems, the repeats' noise, gates and the comparison.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    config: &LoadConfig,
+    scenario: &Scenario,
+    seed: u64,
+    started_at: chrono::DateTime<chrono::Utc>,
+    baselines: Baselines,
+    sampler: &Sampler,
+    runs: &[Measurement],
+    find_max: Option<SearchResult>,
+) -> Report {
     let primary = match &find_max {
         Some(result) => runs
             .iter()
@@ -425,10 +402,6 @@ pub async fn run(
         None => runs.len() - 1,
     };
     let m = &runs[primary];
-    let mut problems: Vec<String> = m.problems.clone();
-    if let Err(e) = stopped {
-        problems.push(format!("a component did not stop cleanly: {e}"));
-    }
     let measured_rates = Rates {
         end_to_end_to_broker: m.rates.end_to_end / baselines.broker.events_per_s.max(1e-9),
         end_to_end_to_sqs: m.rates.end_to_end / baselines.sqs.events_per_s.max(1e-9),
@@ -496,21 +469,53 @@ pub async fn run(
         phases: Vec::new(),
         faults: m.faults.clone(),
         cdc: m.cdc.clone(),
-        problems: Vec::new(),
+        problems: m.problems.clone(),
     };
     // Every run must lose nothing, not only the one reported.
     for (i, run) in runs.iter().enumerate() {
         if i != primary {
-            problems.extend(
+            report.problems.extend(
                 run.problems
                     .iter()
                     .map(|p| format!("run {} (seed {}): {p}", i + 1, run.seed)),
             );
         }
     }
-    report.problems = problems;
+    figures(&mut report, runs);
+    let peak_rss = Component::ALL
+        .iter()
+        .filter_map(|c| {
+            report
+                .resources
+                .peak_rss_bytes
+                .get(c.name())
+                .map(|b| (*c, *b))
+        })
+        .collect();
+    let p = &report.freshness.end_to_end.percentiles;
+    let measured = gates::Measured {
+        freshness_p99: (p.count > 0).then(|| Duration::from_secs_f64(p.p99_ms / 1000.0)),
+        freshness_max: (p.count > 0).then(|| Duration::from_secs_f64(p.max_ms / 1000.0)),
+        rate_ratio: Some(match &report.find_max {
+            Some(s) => s.max_sustainable / report.baselines.broker.events_per_s.max(1e-9),
+            None => report.rates.end_to_end_to_broker,
+        }),
+        lost: runs.iter().map(|r| r.accounting.lost).sum(),
+        peak_rss,
+    };
+    report.gates = gates::evaluate(&scenario.expect, &measured);
+    if let Some(old) = &config.baseline {
+        report.comparison = Some(compare::compare(
+            &old.figures,
+            &report.figures,
+            config.tolerance,
+        ));
+    }
+    report
+}
 
-    // Headline figures, with the spread of the repeats as their noise.
+/// Headline figures, with the spread of the repeats as their noise.
+fn figures(report: &mut Report, runs: &[Measurement]) {
     let mut figures = report.headline();
     if runs.len() > 1 && report.find_max.is_none() {
         let per_run: Vec<BTreeMap<String, f64>> = runs
@@ -542,40 +547,6 @@ pub async fn run(
         report.repeats = per_run;
     }
     report.figures = figures;
-
-    let peak_rss = Component::ALL
-        .iter()
-        .filter_map(|c| {
-            report
-                .resources
-                .peak_rss_bytes
-                .get(c.name())
-                .map(|b| (*c, *b))
-        })
-        .collect();
-    let p = &report.freshness.end_to_end.percentiles;
-    let measured = gates::Measured {
-        freshness_p99: (p.count > 0).then(|| Duration::from_secs_f64(p.p99_ms / 1000.0)),
-        freshness_max: (p.count > 0).then(|| Duration::from_secs_f64(p.max_ms / 1000.0)),
-        rate_ratio: Some(match &report.find_max {
-            Some(s) => s.max_sustainable / report.baselines.broker.events_per_s.max(1e-9),
-            None => report.rates.end_to_end_to_broker,
-        }),
-        lost: runs.iter().map(|r| r.accounting.lost).sum(),
-        peak_rss,
-    };
-    report.gates = gates::evaluate(&scenario.expect, &measured);
-    if let Some(old) = &config.baseline {
-        report.comparison = Some(compare::compare(
-            &old.figures,
-            &report.figures,
-            config.tolerance,
-        ));
-    }
-    phase("report", &mut lap);
-    report.phases = phases;
-    write_report(&report, &bands, out_dir)?;
-    Ok(report)
 }
 
 /// Part of the pipe's hop: from the object's creation to the pipe holding its notice (SNS, the
@@ -597,7 +568,7 @@ fn step_outcome(m: &Measurement, offered: f64, limit: Duration) -> StepOutcome {
     let drain_ms = m
         .drain
         .seconds
-        .get(HOPS[2])
+        .get(Hop::Pipe.label())
         .copied()
         .flatten()
         .map_or(f64::INFINITY, |s| s * 1000.0);
@@ -645,21 +616,67 @@ fn typical_body_len(scenario: &Scenario, seed: u64) -> usize {
     (bodies.iter().sum::<usize>() / bodies.len().max(1)).max(1)
 }
 
-/// One measured run: reset, publish the scenario on its schedule while sampling, drain, count.
-#[allow(clippy::too_many_arguments)]
-async fn measure_once(
-    session: &mut Session,
-    components: &mut Components,
-    sampler: &mut Sampler,
+/// What load-test samples while a round streams and drains: the time series (and the progress
+/// bar's ticks), the components' metrics at the end of the warm-up, and the WAL the cdc's slot
+/// retains.
+struct Sampling<'a> {
+    sampler: &'a mut Sampler,
+    warm_up: Duration,
+    at_warm_up: Option<ComponentMetrics>,
+    with_workload: bool,
+    wal: Vec<cdc::WalPoint>,
+}
+
+impl Watch for Sampling<'_> {
+    async fn during(
+        &mut self,
+        stage: Stage,
+        seen: &Seen<'_>,
+        done: &Notify,
+        progress: &RefCell<&mut dyn Progress>,
+    ) {
+        let Self {
+            sampler,
+            warm_up,
+            at_warm_up,
+            with_workload,
+            wal,
+        } = self;
+        let clock = sampler.clock();
+        let (sampled, walled) = (Notify::new(), Notify::new());
+        let sampling =
+            sampler.run_until(&sampled, seen.published, seen.metrics, seen.queues, |s| {
+                progress.borrow_mut().tick(s, seen.total);
+                if stage == Stage::Stream
+                    && at_warm_up.is_none()
+                    && seen.started.elapsed() >= *warm_up
+                {
+                    *at_warm_up = Some(seen.metrics.read());
+                }
+            });
+        let wal_sampling = async {
+            if *with_workload {
+                cdc::sample_wal(seen.pg, ::cdc::DEFAULT_SLOT, clock, &walled, wal).await;
+            }
+        };
+        let fan_out = async {
+            done.notified().await;
+            sampled.notify_one();
+            walled.notify_one();
+        };
+        tokio::join!(sampling, wal_sampling, fan_out);
+    }
+}
+
+/// One measured run: a rig round on the scenario's schedule, sampled, then its figures.
+async fn measure(
+    bench: &mut Bench<'_>,
     scenario: &Scenario,
     seed: u64,
     index: u64,
-    load_log: &Path,
-    config: &LoadConfig,
-    proxies: &Proxies,
-    mut workload: Option<&mut WorkloadRun>,
     progress: &mut dyn Progress,
-) -> Result<Measurement, LoadError> {
+) -> Result<Measurement, RunError> {
+    let config = bench.config;
     // Faults only in the measured runs, not in the steps of a search.
     let chaos: &[synth::chaos::Fault] = if config.find_max { &[] } else { &config.chaos };
     // Each run's events are its own: another seed (new ids, new files) and, a day apart per
@@ -667,324 +684,242 @@ async fn measure_once(
     let mut scenario = scenario.clone();
     scenario.start += chrono::Duration::days(index as i64);
     if index > 0 {
-        session.reset().await?;
+        bench.rig.session.reset().await?;
+    }
+    let mut expected_ids: HashSet<String> = Generator::new(&scenario, Some(seed))
+        .first_events()
+        .map(|e| e.event_id().to_owned())
+        .collect();
+    if index == 0 {
+        expected_ids.extend(bench.history_ids.iter().cloned());
     }
     let warm_up = scenario.warm_up();
-    let mut generator = Generator::new(&scenario, Some(seed));
-    let total = {
-        let mut counting = Generator::new(&scenario, Some(seed));
-        counting.stream().count() as u64
+    let round = Round {
+        scenario: &scenario,
+        seed,
+        chaos,
+        pacing: Pacing::Scenario,
+        stamp_publish_time: config.timing,
+        warm_up,
+        drain_timeout: scenario.load.drain_timeout.get(),
+        drain_interval: Duration::from_millis(250),
+        expected_ids: &expected_ids,
     };
-    let mut publish_config = PublishConfig::new(session.state.rabbitmq.amqp_url.clone());
-    publish_config.pacing = Pacing::Scenario;
-    publish_config.stamp_publish_time = config.timing;
-    publish_config.warm_up = warm_up;
-    let observed = Arc::new(PublishProgress::default());
-    let reader = components.reader();
-    let done = tokio::sync::Notify::new();
-    let started_at_s = sampler.now();
-    let mut at_warm_up: Option<ComponentMetrics> = None;
-    let run_start = Instant::now();
-
-    // Publish on the schedule while sampling, and carry out the faults.
-    let targets = Targets {
-        root: config.root.clone(),
-        stack: config.stack.clone(),
-        proxies,
-        sqs: &session.sqs,
+    let started_at_s = bench.sampler.now();
+    let mut sampling = Sampling {
+        sampler: &mut bench.sampler,
+        warm_up,
+        at_warm_up: None,
+        with_workload: bench.rig.has_workload(),
+        wal: Vec::new(),
     };
-    let mut tracker = Tracker::connect(&session.state, chaos)
-        .await
-        .map_err(SessionError::Snowflake)?;
-    let tracked = tokio::sync::Notify::new();
-    let progress = std::cell::RefCell::new(progress);
-    let mut say = |line: &str| progress.borrow_mut().step(line);
-    let mut wal = Vec::new();
-    let sampler_clock = sampler.clock();
-    let pg = &session.pg;
-    let with_workload = workload.is_some();
-    let wal_done = tokio::sync::Notify::new();
-    let applying = async {
-        match workload.as_mut() {
-            Some(w) => {
-                w.driver.run(&mut w.workload, run_start, |_| {}).await?;
-                w.driver.finish().await.map(Some)
-            }
-            None => Ok(None),
-        }
-    };
-    let publishing = async {
-        let (r, faults, applied) = tokio::join!(
-            publish_observed(&publish_config, generator.stream(), &observed, |_| {}),
-            nemesis::run(chaos, run_start, components, &targets, &mut say),
-            applying,
-        );
-        done.notify_one();
-        tracked.notify_one();
-        wal_done.notify_one();
-        (r, faults, applied)
-    };
-    let wal_sampling = async {
-        if with_workload {
-            cdc::sample_wal(pg, ::cdc::DEFAULT_SLOT, sampler_clock, &wal_done, &mut wal).await;
-        }
-    };
-    let sampling = sampler.run_until(&done, &observed, &reader, &session.queues, |s| {
-        progress.borrow_mut().tick(s, total);
-        if at_warm_up.is_none() && run_start.elapsed() >= warm_up {
-            at_warm_up = Some(reader.read());
-        }
-    });
-    let tracking = async {
-        if !chaos.is_empty() {
-            tracker
-                .run_until(&tracked, run_start, &session.queues)
-                .await;
-        }
-    };
-    let ((published, mut faults, applied), (), (), ()) =
-        tokio::join!(publishing, sampling, tracking, wal_sampling);
-    let published = published?;
-    let applied = applied?;
-    let progress = progress.into_inner();
-    let at_warm_up = at_warm_up.unwrap_or_default();
-    let publish_elapsed = run_start.elapsed();
-
-    // Drain, still sampling.
-    let stats = generator.stats().clone();
-    let expect = Expect {
-        published: published.published,
-        poison: stats.poison,
-        stream_distinct: stats.stream_events(),
-        cdc_changes: applied.as_ref().map(crate::oltp::Applied::row_changes),
-    };
-    let done = tokio::sync::Notify::new();
-    let wal_done = tokio::sync::Notify::new();
-    let draining = async {
-        let r = drain(
-            &expect,
-            components,
-            &session.queues,
-            &session.sf,
-            scenario.load.drain_timeout.get(),
-            Duration::from_millis(250),
-            |_, _| {},
-        )
-        .await;
-        done.notify_one();
-        wal_done.notify_one();
-        r
-    };
-    let sampling = sampler.run_until(&done, &observed, &reader, &session.queues, |s| {
-        progress.tick(s, total)
-    });
-    let wal_sampling = async {
-        if with_workload {
-            cdc::sample_wal(pg, ::cdc::DEFAULT_SLOT, sampler_clock, &wal_done, &mut wal).await;
-        }
-    };
-    // The tracker goes on through the drain: a fault's recovery may end there.
-    let tracked = tokio::sync::Notify::new();
-    let draining = async {
-        let r = draining.await;
-        tracked.notify_one();
-        r
-    };
-    let tracking = async {
-        if !chaos.is_empty() {
-            tracker
-                .run_until(&tracked, run_start, &session.queues)
-                .await;
-        }
-    };
-    let (drained, (), (), ()) = tokio::join!(draining, sampling, tracking, wal_sampling);
-    let drained = drained?;
-    tracker.complete(&mut faults);
-    let mut drain_section = DrainSection {
+    // Boxed: a round's future is large, and test threads have small stacks.
+    let outcome = Box::pin(bench.rig.round(&round, &mut sampling, progress)).await?;
+    let at_warm_up = sampling.at_warm_up.take().unwrap_or_default();
+    let wal = std::mem::take(&mut sampling.wal);
+    let mut problems = outcome.problems.clone();
+    let mut drain = DrainSection {
         seconds: BTreeMap::new(),
-        stuck: drained.stuck.clone(),
+        stuck: outcome.drained.stuck.clone(),
     };
-    for (hop, after) in HOPS.iter().zip(drained.caught_up_after) {
-        drain_section
-            .seconds
-            .insert((*hop).to_owned(), after.map(|d| d.as_secs_f64()));
+    for hop in Hop::ALL {
+        drain.seconds.insert(
+            hop.label().to_owned(),
+            outcome
+                .drained
+                .caught_up_after(hop)
+                .map(|d| d.as_secs_f64()),
+        );
     }
-    let mut problems = Vec::new();
-    if let Some(stuck) = &drained.stuck {
-        problems.push(stuck.clone());
-    }
+    let last = bench.rig.components.metrics();
+    let hops = hop_latencies(&last, &at_warm_up);
+    let session = &bench.rig.session;
+    let accounting = account(
+        session,
+        &outcome.published,
+        &last,
+        &outcome.drained.observed,
+    )
+    .await?;
 
-    // Hop latencies as the components measured them, the warm-up cut off.
-    let last = components.metrics();
-    let decode =
-        |e: &runtime::latency::EncodedHistogram| e.decode().unwrap_or_else(|_| new_histogram());
-    let mut hops = BTreeMap::new();
-    if let (Some(now), before) = (&last.relay, &at_warm_up.relay) {
-        let before = before
-            .as_ref()
-            .map(|b| decode(&b.publish_to_sqs_us))
-            .unwrap_or_else(new_histogram);
-        hops.insert(
-            HOPS[0].to_owned(),
-            since(&decode(&now.publish_to_sqs_us), &before),
-        );
-    }
-    if let (Some(now), before) = (&last.batcher, &at_warm_up.batcher) {
-        let before = before
-            .as_ref()
-            .map(|b| decode(&b.sqs_to_object_us))
-            .unwrap_or_else(new_histogram);
-        hops.insert(
-            HOPS[1].to_owned(),
-            since(&decode(&now.sqs_to_object_us), &before),
-        );
-    }
-    if let (Some(now), before) = (&last.pipe, &at_warm_up.pipe) {
-        let before_visible = before
-            .as_ref()
-            .map(|b| decode(&b.object_to_visible_us))
-            .unwrap_or_else(new_histogram);
-        hops.insert(
-            HOPS[2].to_owned(),
-            since(&decode(&now.object_to_visible_us), &before_visible),
-        );
-        let before_notice = before
-            .as_ref()
-            .map(|b| decode(&b.object_to_notice_us))
-            .unwrap_or_else(new_histogram);
-        hops.insert(
-            NOTICE_HOP.to_owned(),
-            since(&decode(&now.object_to_notice_us), &before_notice),
-        );
-    }
-
-    // Every event accounted for, per source.
-    let accounting = account(session, &published, &last, &drained.observed).await?;
-    if accounting.lost > 0 || accounting.unexpected > 0 {
-        problems.push(format!(
-            "{} events lost and {} unexpected in RAW (per source: {})",
-            accounting.lost,
-            accounting.unexpected,
-            accounting
-                .sources
-                .iter()
-                .map(|s| format!(
-                    "{} {} published / {} in RAW",
-                    s.source, s.published, s.distinct_in_raw
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    // Under faults a re-sent poison body is dead-lettered twice: at least once each, then.
-    let dead_letters_ok = if chaos.is_empty() {
-        accounting.dead_letter_queue == accounting.poison_published
-    } else {
-        accounting.dead_letter_queue >= accounting.poison_published
-    };
-    if !dead_letters_ok {
-        problems.push(format!(
-            "dead letters: {} poison bodies published, {} in the dead-letter queue",
-            accounting.poison_published, accounting.dead_letter_queue
-        ));
-    }
-
-    let loads = freshness::read_load_log(load_log)
-        .map_err(io_err(format!("reading {}", load_log.display())))?;
+    let loads = freshness::read_load_log(&bench.load_log)
+        .map_err(io_err(format!("reading {}", bench.load_log.display())))?;
     let windows: Vec<(Duration, Duration)> = chaos.iter().map(|f| (f.start, f.end)).collect();
     let freshness = freshness::measure(
         &session.sf,
         &loads,
-        Clock {
-            run_start_us: published.schedule_start_us,
+        freshness::Clock {
+            run_start_us: outcome.published.schedule_start_us,
             scenario_start: scenario.start,
             warm_up,
         },
         &windows,
     )
     .await?;
-    let cdc = match (&applied, workload.as_ref()) {
-        (Some(applied), Some(w)) => {
-            let (commit_to_raw, unmatched) = cdc::commit_to_raw(&session.sf, &loads).await?;
-            let (retained_wal_max_bytes, retained_wal_last_bytes, unconfirmed_wal_max_bytes) =
-                cdc::wal_figures(&wal);
-            let confirm = last
-                .cdc
-                .as_ref()
-                .map(|c| decode(&c.commit_to_confirm_us))
-                .unwrap_or_else(new_histogram);
-            let span = scenario.duration.map_or(1.0, |d| d.as_secs_f64());
-            if drained.stuck.is_none() && unmatched > 0 {
-                problems.push(format!(
-                    "{unmatched} row changes in RAW came from files the pipe's load log does not name"
-                ));
-            }
-            Some(cdc::CdcSection {
-                transactions: applied.stats.transactions,
-                row_changes: applied.stats.row_changes(),
-                offered_transactions_per_s: scenario.oltp.map_or(0.0, |o| o.transactions.get()),
-                confirmed_changes_per_s: applied.stats.row_changes() as f64 / span,
-                snapshot_rows: w.snapshot.0,
-                snapshot_s: w.snapshot.1.as_secs_f64(),
-                commit_to_confirm: Distribution::of(&confirm),
-                commit_to_raw: Distribution::of(&commit_to_raw),
-                retained_wal_max_bytes,
-                retained_wal_last_bytes,
-                unconfirmed_wal_max_bytes,
-                wal,
-                unmatched,
-            })
-        }
-        _ => None,
-    };
-    problems.extend(nemesis::problems(&faults));
-    let loaded_twice = crate::warehouse::files_loaded_twice(&session.sf).await?;
-    problems.extend(crate::warehouse::loaded_twice_problem(&loaded_twice));
     if freshness.unmatched > 0 {
         problems.push(format!(
             "{} events in RAW came from files the pipe's load log does not name",
             freshness.unmatched
         ));
     }
+    let cdc = match &outcome.applied {
+        Some(applied) => {
+            let (commit_to_raw, unmatched) = cdc::commit_to_raw(&session.sf, &loads).await?;
+            if outcome.drained.stuck.is_none() && unmatched > 0 {
+                problems.push(format!(
+                    "{unmatched} row changes in RAW came from files the pipe's load log does not name"
+                ));
+            }
+            Some(cdc_section(
+                &scenario,
+                applied,
+                &last,
+                bench.rig.snapshot.unwrap_or_default(),
+                commit_to_raw,
+                unmatched,
+                wal,
+            ))
+        }
+        None => None,
+    };
+    let rates = rates(
+        &bench.sampler,
+        &scenario,
+        &outcome,
+        started_at_s,
+        &freshness,
+    );
+    Ok(Measurement {
+        scenario,
+        seed,
+        started_at_s,
+        published: outcome.published,
+        drain,
+        freshness,
+        hops,
+        accounting,
+        rates,
+        faults: outcome.faults,
+        cdc,
+        problems,
+    })
+}
 
-    // Rates over the measured window: after the warm-up, until the last publish.
+fn decode(e: &runtime::latency::EncodedHistogram) -> Histogram<u64> {
+    e.decode().unwrap_or_else(|_| new_histogram())
+}
+
+/// Hop latencies as the components measured them, the warm-up cut off.
+fn hop_latencies(
+    last: &ComponentMetrics,
+    at_warm_up: &ComponentMetrics,
+) -> BTreeMap<String, Histogram<u64>> {
+    let mut hops = BTreeMap::new();
+    let mut add = |hop: &str, now: Option<Histogram<u64>>, before: Option<Histogram<u64>>| {
+        if let Some(now) = now {
+            let before = before.unwrap_or_else(new_histogram);
+            hops.insert(hop.to_owned(), since(&now, &before));
+        }
+    };
+    add(
+        Hop::Relay.label(),
+        last.relay.as_ref().map(|m| decode(&m.publish_to_sqs_us)),
+        at_warm_up
+            .relay
+            .as_ref()
+            .map(|m| decode(&m.publish_to_sqs_us)),
+    );
+    add(
+        Hop::Batcher.label(),
+        last.batcher.as_ref().map(|m| decode(&m.sqs_to_object_us)),
+        at_warm_up
+            .batcher
+            .as_ref()
+            .map(|m| decode(&m.sqs_to_object_us)),
+    );
+    add(
+        Hop::Pipe.label(),
+        last.pipe.as_ref().map(|m| decode(&m.object_to_visible_us)),
+        at_warm_up
+            .pipe
+            .as_ref()
+            .map(|m| decode(&m.object_to_visible_us)),
+    );
+    add(
+        NOTICE_HOP,
+        last.pipe.as_ref().map(|m| decode(&m.object_to_notice_us)),
+        at_warm_up
+            .pipe
+            .as_ref()
+            .map(|m| decode(&m.object_to_notice_us)),
+    );
+    hops
+}
+
+fn cdc_section(
+    scenario: &Scenario,
+    applied: &crate::rig::oltp::Applied,
+    last: &ComponentMetrics,
+    snapshot: (i64, Duration),
+    commit_to_raw: Histogram<u64>,
+    unmatched: u64,
+    wal: Vec<cdc::WalPoint>,
+) -> cdc::CdcSection {
+    let (retained_wal_max_bytes, retained_wal_last_bytes, unconfirmed_wal_max_bytes) =
+        cdc::wal_figures(&wal);
+    let confirm = last
+        .cdc
+        .as_ref()
+        .map(|c| decode(&c.commit_to_confirm_us))
+        .unwrap_or_else(new_histogram);
+    let span = scenario.duration.map_or(1.0, |d| d.as_secs_f64());
+    cdc::CdcSection {
+        transactions: applied.stats.transactions,
+        row_changes: applied.stats.row_changes(),
+        offered_transactions_per_s: scenario.oltp.map_or(0.0, |o| o.transactions.get()),
+        confirmed_changes_per_s: applied.stats.row_changes() as f64 / span,
+        snapshot_rows: snapshot.0,
+        snapshot_s: snapshot.1.as_secs_f64(),
+        commit_to_confirm: Distribution::of(&confirm),
+        commit_to_raw: Distribution::of(&commit_to_raw),
+        retained_wal_max_bytes,
+        retained_wal_last_bytes,
+        unconfirmed_wal_max_bytes,
+        wal,
+        unmatched,
+    }
+}
+
+/// Rates over the measured window: after the warm-up, until the last publish.
+fn rates(
+    sampler: &Sampler,
+    scenario: &Scenario,
+    outcome: &Outcome,
+    started_at_s: f64,
+    freshness: &Freshness,
+) -> Rates {
+    let from = started_at_s + scenario.warm_up().as_secs_f64();
+    let to = started_at_s + outcome.stream_time.as_secs_f64();
     let window: Vec<&Sample> = sampler
         .samples
         .iter()
-        .filter(|s| {
-            s.t >= started_at_s + warm_up.as_secs_f64()
-                && s.t <= started_at_s + publish_elapsed.as_secs_f64()
-        })
+        .filter(|s| s.t >= from && s.t <= to)
         .collect();
     let rate_of = |f: fn(&Sample) -> u64| match (window.first(), window.last()) {
         (Some(a), Some(b)) if b.t > a.t => f(b).saturating_sub(f(a)) as f64 / (b.t - a.t),
         _ => 0.0,
     };
-    let rates = Rates {
-        offered: offered_rate(&scenario),
+    Rates {
+        offered: offered_rate(scenario),
         // The publisher's own count over its own clock: exact, where the sampled window is not.
-        published: published.achieved_rate(),
+        published: outcome.published.achieved_rate(),
         forwarded: rate_of(|s| s.forwarded),
         written: rate_of(|s| s.written),
         loaded: rate_of(|s| s.loaded),
         end_to_end: freshness.delivered_rate(),
         end_to_end_to_broker: 0.0,
         end_to_end_to_sqs: 0.0,
-    };
-    Ok(Measurement {
-        scenario,
-        seed,
-        started_at_s,
-        published,
-        drain: drain_section,
-        freshness,
-        hops,
-        accounting,
-        rates,
-        faults,
-        cdc,
-        problems,
-    })
+    }
 }
 
 /// Published events per source against distinct events and rows in RAW; poison against the
@@ -993,39 +928,9 @@ async fn account(
     session: &Session,
     published: &PublishReport,
     metrics: &ComponentMetrics,
-    observed: &crate::drain::Observed,
-) -> Result<Accounting, LoadError> {
-    let what = "counting RAW.EVENTS_STREAM per source";
-    let rows = session
-        .sf
-        .query(
-            "SELECT EVENT:source::string, COUNT(*), COUNT(DISTINCT EVENT:event_id::string) \
-             FROM SLUICE.RAW.EVENTS_STREAM GROUP BY 1",
-            &[],
-        )
-        .await
-        .map_err(|source| WarehouseError::Query {
-            what: what.into(),
-            source,
-        })?
-        .rows()
-        .await
-        .map_err(|source| WarehouseError::Query {
-            what: what.into(),
-            source,
-        })?;
-    let count = |v: &snowflake::Value| match v {
-        snowflake::Value::Int(n) => (*n).max(0) as u64,
-        snowflake::Value::Decimal(d) => d.to_string().parse().unwrap_or(0),
-        snowflake::Value::Float(f) => *f as u64,
-        _ => 0,
-    };
-    let mut in_raw: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for row in &rows {
-        if let [snowflake::Value::Text(source), n, distinct] = row.as_slice() {
-            in_raw.insert(source.clone(), (count(n), count(distinct)));
-        }
-    }
+    observed: &crate::rig::drain::Observed,
+) -> Result<Accounting, RunError> {
+    let mut in_raw = crate::rig::warehouse::stream_counts_by_source(&session.sf).await?;
     let mut out = Accounting {
         poison_published: published.poison,
         dead_lettered: metrics.relay.as_ref().map_or(0, |r| r.dead_lettered),
@@ -1064,7 +969,7 @@ async fn account(
 
 /// Writes `report.json`, `report.md` and `report.html` (each written then renamed, so a
 /// reader never sees half a file).
-pub fn write_report(report: &Report, bands: &[Band], out_dir: &Path) -> Result<(), LoadError> {
+pub fn write_report(report: &Report, bands: &[Band], out_dir: &Path) -> Result<(), RunError> {
     let write = |name: &str, bytes: &[u8]| {
         let path = out_dir.join(name);
         let partial = path.with_extension("partial");

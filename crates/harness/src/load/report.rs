@@ -10,8 +10,8 @@ use super::compare::{Better, Comparison, Figure};
 use super::freshness::SecondPoint;
 use super::gates::GateResult;
 use super::latency::Distribution;
-use super::sampler::Sample;
 use super::search::SearchResult;
+use crate::rig::sampler::Sample;
 
 /// The version of the report's layout; a reader refuses what it does not know.
 pub const FORMAT: u32 = 1;
@@ -46,7 +46,7 @@ pub struct Report {
     /// The fault schedule as it happened (`--chaos` or the scenario's `[[chaos]]`), each fault
     /// with its recovery time and the duplicates it caused.
     #[serde(default)]
-    pub faults: Vec<crate::chaos::nemesis::FaultRecord>,
+    pub faults: Vec<crate::rig::chaos::nemesis::FaultRecord>,
     /// With an `[oltp]` workload: the cdc's throughput, latency and the slot's WAL.
     #[serde(default)]
     pub cdc: Option<super::cdc::CdcSection>,
@@ -335,6 +335,13 @@ impl Report {
             "\n{} sends fell more than 5 ms behind schedule.",
             self.publish.behind
         );
+        self.markdown_changes_drain_faults_loss(&mut md);
+        self.markdown_resources_search_gates(&mut md);
+        md
+    }
+
+    /// Change data capture, the drain, the faults and the loss accounting.
+    fn markdown_changes_drain_faults_loss(&self, md: &mut String) {
         if let Some(c) = &self.cdc {
             let kib = |b: u64| format!("{:.0} KiB", b as f64 / 1024.0);
             let _ = writeln!(md, "\n## Change data capture\n");
@@ -425,6 +432,10 @@ impl Report {
             a.dead_lettered,
             a.dead_letter_queue
         );
+    }
+
+    /// Resources, the rate search, gates, the comparison, problems and phases.
+    fn markdown_resources_search_gates(&self, md: &mut String) {
         let _ = writeln!(md, "\n## Resources\n");
         let _ = writeln!(
             md,
@@ -496,7 +507,6 @@ impl Report {
         for (name, secs) in &self.phases {
             let _ = writeln!(md, "- {name}: {secs:.1} s");
         }
-        md
     }
 }
 

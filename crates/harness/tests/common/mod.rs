@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::components::ComponentBinaries;
-use harness::e2e::{RunConfig, RunReport, run};
+use harness::prove::{RunConfig, RunReport, run};
+use harness::rig::components::ComponentBinaries;
 use stack::scratch::ScratchStack;
 use synth::chaos::FaultKind;
 
@@ -36,7 +36,7 @@ pub async fn run_on(
     config.overlap = overlap;
     config.chaos = chaos;
     config.quiesce_timeout = quiesce_timeout;
-    let report = run(&config, &|line| eprintln!("{line}"))
+    let report = run(&config, &mut |line: &str| eprintln!("{line}"))
         .await
         .expect("the run completes");
     eprintln!("{report}");

@@ -128,9 +128,10 @@ pub async fn aws_round_trips(state: &State) {
 }
 
 pub async fn snowflake_and_postgres(state: &State) {
-    let client = snowflake::Client::connect(stack::snowflake_config(state).unwrap())
-        .await
-        .unwrap();
+    let client =
+        snowflake::Client::connect(snowflake::Config::from_state(&state.snowflake).unwrap())
+            .await
+            .unwrap();
     for table in [
         "RAW.EVENTS_STREAM",
         "RAW.EVENTS_BACKFILL",

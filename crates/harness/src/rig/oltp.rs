@@ -280,9 +280,9 @@ impl Driver {
 /// Returns the rows it read and how long it took.
 pub async fn wait_for_snapshot(
     pg: &Client,
-    components: &mut crate::components::Components,
+    components: &mut crate::rig::components::Components,
     log: &std::path::Path,
-    progress: &dyn Fn(&str),
+    progress: &mut dyn crate::rig::Progress,
 ) -> Result<(i64, Duration), SnapshotWaitError> {
     let started = Instant::now();
     let limit = Duration::from_secs(120);
@@ -290,7 +290,7 @@ pub async fn wait_for_snapshot(
         components.check_running()?;
         if let Some(record) = cdc::slot::snapshot_record(pg, cdc::DEFAULT_SLOT).await? {
             let took = started.elapsed();
-            progress(&format!(
+            progress.step(&format!(
                 "cdc: initial snapshot of {} rows confirmed by the broker in {:.1}s (consistent point {})",
                 record.rows_read,
                 took.as_secs_f64(),
@@ -311,7 +311,7 @@ pub async fn wait_for_snapshot(
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotWaitError {
     #[error(transparent)]
-    Component(#[from] crate::components::ComponentError),
+    Component(#[from] crate::rig::components::ComponentError),
     #[error(transparent)]
     Cdc(#[from] cdc::CdcError),
     #[error("the cdc recorded no snapshot within {limit:?} (see its log, {})", log.display())]

@@ -4,7 +4,7 @@
 use rawfiles::partition::PartitionKey;
 use snowflake::{Client, Value};
 
-use crate::mart::{Cell, Kind, MartSpec, Marts, Table};
+use crate::prove::mart::{Cell, Kind, MartSpec, Marts, Table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
@@ -34,7 +34,7 @@ pub const MARTS_SCHEMA: &str = "SLUICE.MARTS";
 /// Reads the three marts.
 pub async fn read_marts(sf: &Client) -> Result<Marts, WarehouseError> {
     let mut marts = Marts::empty();
-    for spec in crate::mart::ALL {
+    for spec in crate::prove::mart::ALL {
         *marts.table_mut(spec) = read_table(sf, spec).await?;
     }
     Ok(marts)
@@ -268,7 +268,10 @@ pub async fn reset(sf: &Client) -> Result<(), WarehouseError> {
     sf.execute(&format!("CREATE SCHEMA IF NOT EXISTS {MARTS_SCHEMA}"), &[])
         .await
         .map_err(query_err(format!("creating {MARTS_SCHEMA}")))?;
-    for spec in crate::mart::ALL.into_iter().chain(crate::mart::CDC) {
+    for spec in crate::prove::mart::ALL
+        .into_iter()
+        .chain(crate::prove::mart::CDC)
+    {
         let table = format!("{MARTS_SCHEMA}.{}", spec.table);
         sf.execute(&format!("DROP TABLE IF EXISTS {table}"), &[])
             .await
@@ -333,4 +336,89 @@ pub async fn check_partitions(sf: &Client) -> Result<(u64, Vec<Misplaced>), Ware
         }
     }
     Ok((checked, misplaced))
+}
+
+/// The first `count` files the pipe loaded, as `(key, etag)`: what a duplicate-notice fault
+/// notifies again.
+pub async fn first_loaded_files(
+    sf: &Client,
+    count: u32,
+) -> Result<Vec<(String, String)>, WarehouseError> {
+    let rows = rows(
+        sf,
+        &format!(
+            "SELECT OBJECT_KEY, ETAG FROM SLUICE.RAW.LOAD_HISTORY WHERE STATUS = 'LOADED' \
+             ORDER BY LOADED_AT LIMIT {count}"
+        ),
+        "reading SLUICE.RAW.LOAD_HISTORY for loaded files",
+    )
+    .await?;
+    Ok(text_pairs(rows))
+}
+
+/// Rows and distinct events in RAW.EVENTS_STREAM per source.
+pub async fn stream_counts_by_source(
+    sf: &Client,
+) -> Result<std::collections::BTreeMap<String, (u64, u64)>, WarehouseError> {
+    let rows = rows(
+        sf,
+        "SELECT EVENT:source::string, COUNT(*), COUNT(DISTINCT EVENT:event_id::string) \
+         FROM SLUICE.RAW.EVENTS_STREAM GROUP BY 1",
+        "counting RAW.EVENTS_STREAM per source",
+    )
+    .await?;
+    let count = |v: &Value| match v {
+        Value::Int(n) => (*n).max(0) as u64,
+        Value::Decimal(d) => d.to_string().parse().unwrap_or(0),
+        Value::Float(f) => *f as u64,
+        _ => 0,
+    };
+    Ok(rows
+        .iter()
+        .filter_map(|row| match row.as_slice() {
+            [Value::Text(source), n, distinct] => {
+                Some((source.clone(), (count(n), count(distinct))))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// Every distinct streamed event's first load: `(produced_at, file)`, for freshness.
+pub async fn first_loads_of_stream(sf: &Client) -> Result<Vec<(String, String)>, WarehouseError> {
+    let rows = rows(
+        sf,
+        "SELECT EVENT:produced_at::string, FILE_NAME FROM SLUICE.RAW.EVENTS_STREAM \
+         QUALIFY ROW_NUMBER() OVER (PARTITION BY EVENT:event_id::string ORDER BY LOADED_AT) = 1",
+        "reading RAW.EVENTS_STREAM for freshness",
+    )
+    .await?;
+    Ok(text_pairs(rows))
+}
+
+/// Every streamed row change's first load (snapshot reads left out): `(committed_at, file)`,
+/// for the change log's lag.
+pub async fn first_loads_of_changes(sf: &Client) -> Result<Vec<(String, String)>, WarehouseError> {
+    let rows = rows(
+        sf,
+        "SELECT EVENT:occurred_at::string, FILE_NAME FROM SLUICE.RAW.CDC_CHANGES \
+         WHERE EVENT:payload:op::string <> 'r' \
+         QUALIFY ROW_NUMBER() OVER (PARTITION BY EVENT:event_id::string ORDER BY LOADED_AT) = 1",
+        "reading RAW.CDC_CHANGES for the lag",
+    )
+    .await?;
+    Ok(text_pairs(rows))
+}
+
+/// Rows of two text columns as pairs (rows of any other shape left out).
+fn text_pairs(rows: Vec<Vec<Value>>) -> Vec<(String, String)> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut row = row.into_iter();
+            match (row.next(), row.next()) {
+                (Some(Value::Text(a)), Some(Value::Text(b))) => Some((a, b)),
+                _ => None,
+            }
+        })
+        .collect()
 }

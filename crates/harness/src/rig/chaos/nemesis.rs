@@ -6,15 +6,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rawfiles::ObjectNotice;
-use snowflake::Value;
 use stack::{StackName, State};
 use synth::Component;
 use synth::chaos::{Fault, FaultKind, OutageMode, Target};
 
 use super::proxy::{FaultProxy, Toxic};
-use crate::components::{ComponentOptions, Components};
-use crate::queues::Queues;
-use crate::warehouse;
+use crate::rig::components::{ComponentOptions, Components};
+use crate::rig::queues::Queues;
+use crate::rig::warehouse;
 
 /// Fault proxies in front of the services the schedule cuts off.
 #[derive(Default)]
@@ -170,11 +169,14 @@ pub struct Tracker {
 
 impl Tracker {
     /// A tracker with its own warehouse connection (none, and no looks, without a schedule).
-    pub async fn connect(state: &State, faults: &[Fault]) -> Result<Self, snowflake::Error> {
+    pub async fn connect(
+        config: &snowflake::Config,
+        faults: &[Fault],
+    ) -> Result<Self, snowflake::Error> {
         if faults.is_empty() {
             return Ok(Self::default());
         }
-        let sf = snowflake::Client::connect(stack::snowflake_config(state)?).await?;
+        let sf = snowflake::Client::connect(config.clone()).await?;
         Ok(Self {
             looks: Vec::new(),
             sf: Some(sf),
@@ -267,10 +269,14 @@ impl Tracker {
 /// duplicate-notice for enough loaded files.
 const CRASH_WAIT: Duration = Duration::from_secs(20);
 
-/// What the nemesis needs to reach.
+/// What the nemesis needs to reach, from the run's session. `root` and `stack` name the state
+/// file for what changes while the run goes on: a killed and restarted broker's PID, which the
+/// stack records there as it spawns the new node.
 pub struct Targets<'a> {
     pub root: PathBuf,
     pub stack: StackName,
+    pub state: &'a State,
+    pub warehouse: &'a snowflake::Config,
     pub proxies: &'a Proxies,
     pub sqs: &'a aws_sdk_sqs::Client,
 }
@@ -513,9 +519,9 @@ async fn heal(
 /// Sends `count` notices again for files the pipe has already loaded, as SNS would on a
 /// redelivery: the pipe must skip every one.
 async fn duplicate_notices(count: u32, targets: &Targets<'_>) -> Result<String, String> {
-    let state = State::load(&targets.root, &targets.stack).map_err(|e| e.to_string())?;
     let output = |key: &str| {
-        state
+        targets
+            .state
             .aws
             .outputs
             .get(key)
@@ -524,42 +530,28 @@ async fn duplicate_notices(count: u32, targets: &Targets<'_>) -> Result<String, 
     };
     let (bucket, queue) = (output("BucketName")?, output("SnowpipeNotifyQueueUrl")?);
     // A connection of its own: the drain and the tracker use theirs meanwhile.
-    let sf =
-        snowflake::Client::connect(stack::snowflake_config(&state).map_err(|e| e.to_string())?)
-            .await
-            .map_err(|e| e.to_string())?;
+    let sf = snowflake::Client::connect(targets.warehouse.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     // The fault resends `count` notices of loaded files: on a slow machine fewer may be loaded
     // when it fires, so it waits (bounded) for as many as it was asked for.
     let deadline = tokio::time::Instant::now() + CRASH_WAIT;
-    let rows = loop {
-        let rows = sf
-            .query(
-                &format!(
-                    "SELECT OBJECT_KEY, ETAG FROM SLUICE.RAW.LOAD_HISTORY WHERE STATUS = 'LOADED' \
-                     ORDER BY LOADED_AT LIMIT {count}"
-                ),
-                &[],
-            )
-            .await
-            .map_err(|e| e.to_string())?
-            .rows()
+    let files = loop {
+        let files = warehouse::first_loaded_files(&sf, count)
             .await
             .map_err(|e| e.to_string())?;
-        if rows.len() >= count as usize || tokio::time::Instant::now() >= deadline {
-            break rows;
+        if files.len() >= count as usize || tokio::time::Instant::now() >= deadline {
+            break files;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let mut sent = 0;
-    for row in rows {
-        let (Some(Value::Text(key)), Some(Value::Text(etag))) = (row.first(), row.get(1)) else {
-            continue;
-        };
+    for (key, etag) in files {
         let notice = ObjectNotice {
             bucket: bucket.clone(),
-            key: key.clone(),
+            key,
             size: 0,
-            etag: etag.clone(),
+            etag,
             event_time: Some(chrono::Utc::now()),
         };
         targets

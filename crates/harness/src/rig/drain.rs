@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::components::{ComponentMetrics, Components};
-use crate::queues::{QueueDepths, QueueError, Queues};
-use crate::warehouse::{self, RawCount, WarehouseError};
+use crate::rig::components::{ComponentMetrics, Components};
+use crate::rig::queues::{QueueDepths, QueueError, Queues};
+use crate::rig::warehouse::{self, RawCount, WarehouseError};
 
 /// One look at every hop.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -24,11 +24,25 @@ pub struct Observed {
 }
 
 /// The hops a drain times, in pipeline order.
-pub const HOPS: [&str; 3] = [
-    "broker -> SQS (relay)",
-    "SQS -> S3 (batcher)",
-    "S3 -> RAW (pipe)",
-];
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hop {
+    Relay,
+    Batcher,
+    Pipe,
+}
+
+impl Hop {
+    pub const ALL: [Hop; 3] = [Hop::Relay, Hop::Batcher, Hop::Pipe];
+
+    /// The hop's name in reports (the load-test report's keys).
+    pub fn label(self) -> &'static str {
+        match self {
+            Hop::Relay => "broker -> SQS (relay)",
+            Hop::Batcher => "SQS -> S3 (batcher)",
+            Hop::Pipe => "S3 -> RAW (pipe)",
+        }
+    }
+}
 
 impl Expect {
     /// Which hops have delivered everything published so far: relay, batcher, pipe. A hop
@@ -67,10 +81,17 @@ pub enum DrainError {
 pub struct Drained {
     /// Set when it timed out or a component died: where the events are, hop by hop.
     pub stuck: Option<String>,
-    /// Per hop (relay, batcher, pipe): how long after the drain began it had caught up.
-    pub caught_up_after: [Option<Duration>; 3],
+    /// Per hop, in [`Hop::ALL`]'s order: how long after the drain began it had caught up.
+    caught_up_after: [Option<Duration>; 3],
     /// The last look.
     pub observed: Observed,
+}
+
+impl Drained {
+    /// How long after the drain began `hop` had caught up (None: it never did).
+    pub fn caught_up_after(&self, hop: Hop) -> Option<Duration> {
+        self.caught_up_after[hop as usize]
+    }
 }
 
 /// Looks at every hop every `interval` until all have caught up on two looks in a row (the
@@ -304,8 +325,8 @@ pub fn hop_table(expect: &Expect, hops: &Observed) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queues::SqsDepth;
-    use crate::warehouse::RawCount;
+    use crate::rig::queues::SqsDepth;
+    use crate::rig::warehouse::RawCount;
 
     fn caught_up() -> (Expect, Observed) {
         let expect = Expect {

@@ -1,6 +1,6 @@
 //! The run pipeline `e2e` and `load-test` share: connect to a running stack, reset it, backfill
-//! the history, start the components. Publishing ([`crate::publish`]) and draining
-//! ([`crate::drain`]) come next; what each command adds (dbt and the oracle, or measurement)
+//! the history, start the components. Publishing ([`crate::rig::publish`]) and draining
+//! ([`crate::rig::drain`]) come next; what each command adds (dbt and the oracle, or measurement)
 //! lives in its own module.
 
 use std::path::{Path, PathBuf};
@@ -11,9 +11,9 @@ use events::Event;
 use stack::{StackName, State};
 use synth::Scenario;
 
-use crate::components::{ComponentBinaries, ComponentError, ComponentOptions, Components};
-use crate::queues::{QueueError, Queues};
-use crate::warehouse::{self, WarehouseError};
+use crate::rig::components::{ComponentBinaries, ComponentError, ComponentOptions, Components};
+use crate::rig::queues::{QueueError, Queues};
+use crate::rig::warehouse::{self, WarehouseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -55,7 +55,8 @@ pub struct Session {
 impl Session {
     pub async fn open(root: &Path, stack: &StackName) -> Result<Self, SessionError> {
         let state = State::load(root, stack)?;
-        let sf_config = stack::snowflake_config(&state).map_err(SessionError::Snowflake)?;
+        let sf_config =
+            snowflake::Config::from_state(&state.snowflake).map_err(SessionError::Snowflake)?;
         let sf = snowflake::Client::connect(sf_config)
             .await
             .map_err(SessionError::Snowflake)?;

@@ -16,7 +16,7 @@ use std::collections::hash_map::Entry;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use events::{Event, Fingerprint, Payload, timestamp};
 
-use crate::mart::{Cell, DIM_CARD, FCT_BATCH_PERFORMANCE, FCT_ORDERS, Marts};
+use crate::prove::mart::{Cell, DIM_CARD, FCT_BATCH_PERFORMANCE, FCT_ORDERS, Marts};
 
 /// What the oracle derived from a run's events.
 pub struct Expected {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::mart::{Cell, Marts, RowKey, Table};
+use crate::prove::mart::{Cell, Marts, RowKey, Table};
 
 #[derive(Debug)]
 pub struct ColumnChange {
@@ -200,7 +200,7 @@ impl fmt::Display for MartsDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mart::{DIM_CARD, Table};
+    use crate::prove::mart::{DIM_CARD, Table};
 
     fn card(id: &str, price: i64) -> Vec<Cell> {
         let mut cells = vec![Cell::Text(id.into())];

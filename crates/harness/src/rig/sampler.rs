@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use stack::State;
 
-use crate::components::{Component, MetricsReader};
-use crate::procfs::{Observer, Usage, Watched};
-use crate::publish::PublishProgress;
-use crate::queues::Queues;
+use crate::rig::components::{Component, MetricsReader};
+use crate::rig::procfs::{Observer, Usage, Watched};
+use crate::rig::publish::PublishProgress;
+use crate::rig::queues::Queues;
 
 /// One point of the series.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use chrono::DateTime;
 use tokio_postgres::Client;
 
-use crate::diff::{MartsDiff, diff_table};
-use crate::mart::{
+use crate::prove::diff::{MartsDiff, diff_table};
+use crate::prove::mart::{
     CUSTOMERS_CURRENT, Cell, DIM_CUSTOMER, FCT_ORDER_STATUS, ORDER_STATUS_CURRENT, Table,
 };
-use crate::oltp::Applied;
-use crate::warehouse::{self, RawCount, WarehouseError};
+use crate::rig::oltp::Applied;
+use crate::rig::warehouse::{self, RawCount, WarehouseError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangelogError {
@@ -172,7 +172,7 @@ pub async fn check(
     let order_status = fct_order_status(&statuses, expected_fct_orders);
     let expected = [customers, statuses, dim_customer(applied), order_status];
     let mut actual = Vec::new();
-    for spec in crate::mart::CDC {
+    for spec in crate::prove::mart::CDC {
         actual.push(warehouse::read_table(sf, spec).await?);
     }
     let diff = MartsDiff {
@@ -196,7 +196,7 @@ mod tests {
     use synth::oltp::{Customer, Tier};
 
     use super::*;
-    use crate::oltp::{CustomerHistory, CustomerVersion};
+    use crate::rig::oltp::{CustomerHistory, CustomerVersion};
 
     fn version(country: &str, at: i64) -> CustomerVersion {
         CustomerVersion {
