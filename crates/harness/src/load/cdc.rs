@@ -67,19 +67,13 @@ pub async fn sample_wal(
             () = done.notified() => return,
             _ = tick.tick() => {}
         }
-        let row = pg
-            .query_opt(
-                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8, \
-                 pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 \
-                 FROM pg_replication_slots WHERE slot_name = $1",
-                &[&slot],
-            )
-            .await;
-        if let Ok(Some(row)) = row {
+        if let Ok(Some((retained_bytes, unconfirmed_bytes))) =
+            crate::rig::source::slot_wal(pg, slot).await
+        {
             out.push(WalPoint {
                 t: clock.elapsed().as_secs_f64(),
-                retained_bytes: row.get::<_, Option<i64>>(0).unwrap_or(0).max(0) as u64,
-                unconfirmed_bytes: row.get::<_, Option<i64>>(1).unwrap_or(0).max(0) as u64,
+                retained_bytes,
+                unconfirmed_bytes,
             });
         }
     }

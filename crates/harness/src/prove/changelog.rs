@@ -14,6 +14,7 @@ use crate::prove::mart::{
     CUSTOMERS_CURRENT, Cell, DIM_CUSTOMER, FCT_ORDER_STATUS, ORDER_STATUS_CURRENT, Table,
 };
 use crate::rig::oltp::Applied;
+use crate::rig::source;
 use crate::rig::warehouse::{self, RawCount, WarehouseError};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,35 +53,23 @@ fn text(s: &str) -> Cell {
 pub async fn source_tables(pg: &Client) -> Result<(Table, Table), ChangelogError> {
     let err = |what| move |source| ChangelogError::Postgres { what, source };
     let mut customers = Table::new(&CUSTOMERS_CURRENT);
-    for r in pg
-        .query(
-            "SELECT customer_id, name, email, country, tier, \
-             (extract(epoch FROM updated_at) * 1000000)::int8 FROM shop.customers",
-            &[],
-        )
-        .await
-        .map_err(err("shop.customers"))?
-    {
+    let rows = source::customers(pg).await.map_err(err("shop.customers"))?;
+    for (id, name, email, country, tier, updated_us) in rows {
         customers.insert(vec![
-            text(r.get(0)),
-            text(r.get(1)),
-            text(r.get(2)),
-            text(r.get(3)),
-            text(r.get(4)),
-            ts(r.get(5)),
+            text(&id),
+            text(&name),
+            text(&email),
+            text(&country),
+            text(&tier),
+            ts(updated_us),
         ]);
     }
     let mut statuses = Table::new(&ORDER_STATUS_CURRENT);
-    for r in pg
-        .query(
-            "SELECT order_id, status, (extract(epoch FROM updated_at) * 1000000)::int8 \
-             FROM shop.order_status",
-            &[],
-        )
+    let rows = source::order_statuses(pg)
         .await
-        .map_err(err("shop.order_status"))?
-    {
-        statuses.insert(vec![text(r.get(0)), text(r.get(1)), ts(r.get(2))]);
+        .map_err(err("shop.order_status"))?;
+    for (order, status, updated_us) in rows {
+        statuses.insert(vec![text(&order), text(&status), ts(updated_us)]);
     }
     Ok((customers, statuses))
 }

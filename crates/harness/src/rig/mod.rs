@@ -8,7 +8,8 @@
 //! - [`components`]: relay, batcher, pipe and cdc as processes, and their metrics files;
 //! - [`publish`]: the stream on its schedule, with confirms; [`drain`]: waiting for every hop;
 //! - [`queues`], [`warehouse`] (every statement the harness sends to RAW and the marts),
-//!   [`oltp`] (the operational workload), [`chaos`] (the nemesis, its tracker and the fault
+//!   [`source`] (what it reads from and resets in PostgreSQL), [`oltp`] (the operational
+//!   workload), [`chaos`] (the nemesis, its tracker and the fault
 //!   proxy), [`sampler`] and [`procfs`] (rates, depths, CPU and memory once a second);
 //! - [`progress`]: what a run shows while it goes on, and its phase clock.
 
@@ -23,6 +24,7 @@ pub mod queues;
 pub mod run;
 pub mod sampler;
 pub mod session;
+pub mod source;
 pub mod warehouse;
 
 pub use progress::{Clock, Phase, Progress};

@@ -82,8 +82,7 @@ impl Session {
     /// the marts dropped. The warehouse then holds exactly what the next run delivers.
     pub async fn reset(&self) -> Result<(), SessionError> {
         warehouse::reset(&self.sf).await?;
-        self.pg
-            .batch_execute("DELETE FROM history.events")
+        crate::rig::source::empty_history(&self.pg)
             .await
             .map_err(pg_err("emptying history.events"))?;
         self.queues.purge().await?;
