@@ -133,6 +133,10 @@ impl Args {
         phases.push(down);
         report.phases = phases;
         print!("{report}");
+        println!(
+            "logs and metrics: {} (kept after the stack goes down)",
+            config.work_dir.display()
+        );
         if !take_down {
             println!(
                 "stack `{}` is still running: `cargo xtask down --stack {}` stops it",

@@ -32,7 +32,8 @@ pub struct Args {
     /// Leave the stack running afterwards.
     #[arg(long)]
     keep: bool,
-    /// Where the reports go [default: target/sluice/<stack>/load/<timestamp>/].
+    /// Where the reports go, with the components' logs under `components/` [default:
+    /// target/sluice-runs/<stack>/<UTC time>-load/, which `down` leaves in place].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// An earlier report.json: each headline figure is printed beside it with the change, and
@@ -196,11 +197,11 @@ impl Args {
                 queue_timeouts,
             },
         )?;
-        let out = self.out.clone().unwrap_or_else(|| {
-            stack::stack_dir(&root, &self.stack.stack)
-                .join("load")
-                .join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
-        });
+        // Outside the stack's folder: the reports stay when the stack goes down.
+        let out = self
+            .out
+            .clone()
+            .unwrap_or_else(|| stack::new_run_dir(&root, &self.stack.stack, "load"));
         let config = LoadConfig {
             scenario,
             seed: self.scenario.seed,
@@ -219,6 +220,7 @@ impl Args {
             baseline,
             tolerance: self.tolerance / 100.0,
             chaos,
+            work_dir: out.join("components"),
         };
         let mut lines = Lines::new();
         let outcome = rt.block_on(async {

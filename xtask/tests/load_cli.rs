@@ -41,6 +41,7 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
     let out = std::env::temp_dir().join(format!("sluice-load-{pid}"));
     let _ = std::fs::remove_dir_all(&out);
     let bins = bin_dir();
+    // No --out: the reports go to the run folder it prints, which must outlive the stack.
     let smoke = xtask(&[
         "load-test",
         "--scenario",
@@ -50,8 +51,6 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
         "--keep",
         "--bin-dir",
         bins.to_str().unwrap(),
-        "--out",
-        out.join("smoke").to_str().unwrap(),
     ]);
     let ok = smoke.status.success();
 
@@ -62,6 +61,10 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
         .replace("duration = \"20s\"", "duration = \"8s\"")
         .replace("warm_up = \"5s\"", "warm_up = \"2s\"");
     assert!(scenario.contains("\"1ms\""));
+    // A relay killed and started again mid-run: its resource series goes on with the new process.
+    let scenario = format!(
+        "{scenario}\n[[chaos]]\nat = \"2s\"\nkind = \"kill\"\ntarget = \"relay\"\nduration = \"1s\"\n"
+    );
     std::fs::create_dir_all(&out).unwrap();
     let impossible = out.join("impossible.toml");
     std::fs::write(&impossible, scenario).unwrap();
@@ -80,10 +83,31 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
     assert!(ok, "{}", text(&smoke));
     assert!(down.status.success(), "{}", text(&down));
 
-    // The reports, with every section and plausible values.
-    let dir = out.join("smoke");
-    for file in ["report.json", "report.md", "report.html"] {
-        assert!(dir.join(file).is_file(), "{file} missing");
+    // The reports, at the path it printed, after the stack went down; the components' logs
+    // beside them.
+    let stdout = String::from_utf8_lossy(&smoke.stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("reports: "))
+        .and_then(|l| l.split(" (report.json").next())
+        .map(|p| root().join(p))
+        .unwrap_or_else(|| panic!("no `reports:` line\n{}", text(&smoke)));
+    assert!(
+        !dir.starts_with(root().join("target/sluice").join(&stack)),
+        "{} is inside the stack's folder",
+        dir.display()
+    );
+    for file in [
+        "report.json",
+        "report.md",
+        "report.html",
+        "components/relay.log",
+    ] {
+        assert!(
+            dir.join(file).is_file(),
+            "{file} missing in {}",
+            dir.display()
+        );
     }
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
@@ -171,10 +195,22 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
 
     // The impossible gate: its own exit code, and the gate named with what was measured.
     assert_eq!(gated.status.code(), Some(99), "{}", text(&gated));
+    let gated_report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("gated").join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(gated_report["faults"][0]["fault"]["kind"], "kill");
+    let series = gated_report["series"].as_array().unwrap();
+    let last = &series[series.len().saturating_sub(3)..];
+    assert!(
+        last.len() == 3 && last.iter().all(|s| s["usage"]["relay"].is_object()),
+        "the relay's resource series stops at its kill: {:?}",
+        last.iter().map(|s| &s["usage"]).collect::<Vec<_>>()
+    );
     let err = String::from_utf8_lossy(&gated.stderr);
     assert!(
         err.contains("FAIL freshness_p99: measured") && err.contains("limit <= 1.0 ms"),
         "{err}"
     );
     std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(root().join("target/sluice-runs").join(&stack)).unwrap();
 }

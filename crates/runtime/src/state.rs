@@ -249,6 +249,16 @@ pub fn stack_dir(root: &Path, name: &StackName) -> PathBuf {
     root.join("target").join("sluice").join(name.as_str())
 }
 
+/// A new folder for one run's reports and logs: `<root>/target/sluice-runs/<stack>/<UTC
+/// time>-<kind>/`. Outside the stack's folder, so taking the stack down keeps them.
+pub fn new_run_dir(root: &Path, name: &StackName, kind: &str) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    root.join("target")
+        .join("sluice-runs")
+        .join(name.as_str())
+        .join(format!("{stamp}-{kind}"))
+}
+
 pub fn state_path(root: &Path, name: &StackName) -> PathBuf {
     stack_dir(root, name).join("state.json")
 }

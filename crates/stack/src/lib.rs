@@ -36,7 +36,7 @@ pub use native::{Binaries, Ports};
 pub use process::{log_tail, port_is_free};
 pub use runtime::state::{
     Aws, ContainerRecord, Postgres, ProcessInfo, ProviderKind, RabbitMq, Snowflake, State,
-    stack_dir, state_path,
+    new_run_dir, stack_dir, state_path,
 };
 pub use runtime::{InvalidStackName, QueueTimeouts, StackName, StateError, redact_url};
 pub use up::{Phase, UpOptions, UpOutcome, up};

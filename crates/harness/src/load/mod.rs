@@ -73,6 +73,9 @@ pub struct LoadConfig {
     pub tolerance: f64,
     /// Faults to carry out during each measured run (not with `find_max`).
     pub chaos: Vec<synth::chaos::Fault>,
+    /// The components' logs, metrics and the pipe's load log (beside the reports, outside the
+    /// stack's folder, so they outlive the stack).
+    pub work_dir: PathBuf,
 }
 
 /// One measured run (a repeat, or a step of the search).
@@ -149,7 +152,7 @@ pub async fn run(
     clock.lap("baselines");
 
     session.reset().await?;
-    let work_dir = session.state.dir.join("load");
+    let work_dir = config.work_dir.clone();
     let load_log = work_dir.join("pipe-loads.ndjson");
     let _ = std::fs::remove_file(&load_log);
     let setup = Setup {

@@ -60,6 +60,9 @@ pub struct RunConfig {
     /// Faults to inject while the stream runs (the scenario's `[[chaos]]` or `--chaos`),
     /// validated against the scenario.
     pub chaos: Vec<Fault>,
+    /// The components' logs and metrics files: a run folder of its own
+    /// ([`stack::new_run_dir`]), which outlives the stack.
+    pub work_dir: PathBuf,
 }
 
 impl RunConfig {
@@ -69,6 +72,7 @@ impl RunConfig {
         stack: StackName,
         binaries: ComponentBinaries,
     ) -> Self {
+        let work_dir = stack::new_run_dir(&root, &stack, "e2e");
         Self {
             scenario,
             seed: None,
@@ -79,6 +83,7 @@ impl RunConfig {
             overlap: 0,
             pacing: Pacing::Scenario,
             chaos: Vec::new(),
+            work_dir,
         }
     }
 }
@@ -247,7 +252,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
         scenario,
         seed,
         binaries: &config.binaries,
-        work_dir: session.state.dir.join("e2e"),
+        work_dir: config.work_dir.clone(),
         chaos: &config.chaos,
         options: ComponentOptions::default(),
         build: None,

@@ -216,6 +216,7 @@ impl ComponentMetrics {
 pub struct MetricsReader {
     files: Vec<(Component, PathBuf)>,
     carried: Arc<Mutex<ComponentMetrics>>,
+    pids: Arc<Mutex<Vec<(Component, u32)>>>,
 }
 
 fn read_file(component: Component, path: &Path) -> ComponentMetrics {
@@ -240,6 +241,11 @@ impl MetricsReader {
         }
         out.plus(&self.carried.lock().expect("metrics lock"))
     }
+
+    /// Each running component's process id, as of now: a restarted component's new one.
+    pub fn pids(&self) -> Vec<(Component, u32)> {
+        self.pids.lock().expect("pids lock").clone()
+    }
 }
 
 /// Running components. Dropping this kills them (SIGKILL); [`Components::stop`] is the clean way.
@@ -248,6 +254,8 @@ pub struct Components {
     binaries: ComponentBinaries,
     /// Counters of processes that were killed, to add to their successors'.
     carried: Arc<Mutex<ComponentMetrics>>,
+    /// What [`Components::pids`] says, shared with the readers (a sampler follows restarts).
+    live: Arc<Mutex<Vec<(Component, u32)>>>,
     restarts: u32,
     /// A fault hit a component or its connections (see [`Components::disturbed`]).
     disturbed: bool,
@@ -334,13 +342,20 @@ impl Components {
                 may_exit: false,
             });
         }
-        Ok(Self {
+        let components = Self {
             children,
             binaries: binaries.clone(),
             carried: Arc::default(),
+            live: Arc::default(),
             restarts: 0,
             disturbed: false,
-        })
+        };
+        components.publish_pids();
+        Ok(components)
+    }
+
+    fn publish_pids(&self) {
+        *self.live.lock().expect("pids lock") = self.pids();
     }
 
     fn child(&mut self, component: Component) -> &mut Child {
@@ -364,8 +379,11 @@ impl Components {
         }
         let last = read_file(component, &child.metrics);
         let _ = std::fs::remove_file(&child.metrics);
-        let mut carried = carried.lock().expect("metrics lock");
-        *carried = last.plus(&carried);
+        {
+            let mut carried = carried.lock().expect("metrics lock");
+            *carried = last.plus(&carried);
+        }
+        self.publish_pids();
     }
 
     /// Starts a component that is down again, with `extra` flags for this process only (a
@@ -389,6 +407,7 @@ impl Components {
             })?;
         child.process = Some(process);
         child.may_exit = may_exit;
+        self.publish_pids();
         Ok(())
     }
 
@@ -464,6 +483,7 @@ impl Components {
                 .map(|c| (c.component, c.metrics.clone()))
                 .collect(),
             carried: self.carried.clone(),
+            pids: self.live.clone(),
         }
     }
 

@@ -25,7 +25,8 @@ pub struct Usage {
 /// Turns successive readings of CPU ticks into cores used since the previous sample.
 #[derive(Debug, Default)]
 pub struct Observer {
-    last: HashMap<String, (u64, Instant)>,
+    /// By name and pid: a restarted process starts its own count.
+    last: HashMap<(String, u32), (u64, Instant)>,
 }
 
 /// `(pid, parent pid, utime + stime ticks, rss pages)` of every process.
@@ -101,7 +102,7 @@ impl Observer {
             }
             let ticks: u64 = members.iter().map(|i| table[*i].2).sum();
             let rss: u64 = members.iter().map(|i| table[*i].3).sum::<u64>() * page;
-            let cpu = match self.last.insert(w.name.clone(), (ticks, now)) {
+            let cpu = match self.last.insert((w.name.clone(), w.pid), (ticks, now)) {
                 Some((before, at)) if now > at => {
                     ticks.saturating_sub(before) as f64 / hz / (now - at).as_secs_f64()
                 }

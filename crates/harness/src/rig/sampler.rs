@@ -44,6 +44,16 @@ struct MgmtQueue {
     messages_unacknowledged: u64,
 }
 
+/// The stack's service processes, by the names the series use.
+fn services(state: &State) -> [(&'static str, Option<&stack::ProcessInfo>); 4] {
+    [
+        ("rabbitmq", state.rabbitmq.process.as_ref()),
+        ("postgres", state.postgres.process.as_ref()),
+        ("localstack", state.aws.process.as_ref()),
+        ("fakesnow", state.snowflake.process.as_ref()),
+    ]
+}
+
 pub struct Sampler {
     http: reqwest::Client,
     management_url: String,
@@ -51,6 +61,9 @@ pub struct Sampler {
     password: String,
     observer: Observer,
     watched: Vec<Watched>,
+    /// The stack's state file, read again before each point: a restarted service (the broker
+    /// after a restart fault) has a new PID there, and its series goes on under its name.
+    state_file: std::path::PathBuf,
     started: Instant,
     pub samples: Vec<Sample>,
 }
@@ -59,13 +72,7 @@ impl Sampler {
     /// Watches the stack's service processes; components are added with [`Sampler::watch`].
     pub fn new(state: &State, started: Instant) -> Self {
         let mut watched = Vec::new();
-        let services = [
-            ("rabbitmq", state.rabbitmq.process.as_ref()),
-            ("postgres", state.postgres.process.as_ref()),
-            ("localstack", state.aws.process.as_ref()),
-            ("fakesnow", state.snowflake.process.as_ref()),
-        ];
-        for (name, process) in services {
+        for (name, process) in services(state) {
             if let Some(p) = process {
                 watched.push(Watched {
                     name: name.into(),
@@ -90,6 +97,7 @@ impl Sampler {
             password: state.rabbitmq.password.clone(),
             observer: Observer::default(),
             watched,
+            state_file: state.dir.join("state.json"),
             started,
             samples: Vec::new(),
         }
@@ -114,6 +122,28 @@ impl Sampler {
                 pid: *pid,
                 tree: true,
             });
+        }
+    }
+
+    /// Points the watched names at the processes running now: the components' from their
+    /// reader, the services' from the state file. A name whose process is down has no usage in
+    /// the points meanwhile (the gap in its series).
+    fn follow_restarts(&mut self, metrics: &MetricsReader) {
+        let components = metrics.pids();
+        if !components.is_empty() {
+            self.watch(&components);
+        }
+        let Some(state) = std::fs::read(&self.state_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<State>(&bytes).ok())
+        else {
+            return;
+        };
+        for (name, process) in services(&state) {
+            if let (Some(p), Some(w)) = (process, self.watched.iter_mut().find(|w| w.name == name))
+            {
+                w.pid = p.pid;
+            }
         }
     }
 
@@ -142,6 +172,7 @@ impl Sampler {
                 sqs.notify.visible + sqs.notify.in_flight,
             );
         }
+        self.follow_restarts(metrics);
         let usage = self.observer.sample(&self.watched).into_iter().collect();
         self.samples.push(Sample {
             t: self.started.elapsed().as_secs_f64(),
