@@ -32,6 +32,94 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// `**bold**` and `` `code` `` of one escaped line of the report's Markdown.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    let (mut bold, mut code) = (false, false);
+    let mut rest = escape(text);
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("**") {
+            out.push_str(if bold { "</strong>" } else { "<strong>" });
+            bold = !bold;
+            rest = after.to_owned();
+        } else if let Some(after) = rest.strip_prefix('`') {
+            out.push_str(if code { "</code>" } else { "<code>" });
+            code = !code;
+            rest = after.to_owned();
+        } else {
+            let c = rest.chars().next().expect("not empty");
+            out.push(c);
+            rest = rest[c.len_utf8()..].to_owned();
+        }
+    }
+    out
+}
+
+/// The report's Markdown (headings, pipe tables with their alignment row, lists, paragraphs)
+/// as HTML: the page shows the same facts as `report.md`, as tables.
+fn markdown_to_html(md: &str) -> String {
+    let mut out = String::new();
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim_end();
+        if line.is_empty() {
+            i += 1;
+        } else if let Some(h) = line.strip_prefix("## ") {
+            let _ = writeln!(out, "<h3>{}</h3>", inline(h));
+            i += 1;
+        } else if let Some(h) = line.strip_prefix("# ") {
+            let _ = writeln!(out, "<h2>{}</h2>", inline(h));
+            i += 1;
+        } else if line.starts_with('|') {
+            let cells = |l: &str| -> Vec<String> {
+                l.trim()
+                    .trim_start_matches('|')
+                    .trim_end_matches('|')
+                    .split('|')
+                    .map(|c| c.trim().to_owned())
+                    .collect()
+            };
+            let head = cells(line);
+            let right: Vec<bool> = lines
+                .get(i + 1)
+                .map(|l| cells(l).iter().map(|c| c.ends_with(':')).collect())
+                .unwrap_or_default();
+            out.push_str("<table>\n<tr>");
+            for c in &head {
+                let _ = write!(out, "<th>{}</th>", inline(c));
+            }
+            out.push_str("</tr>\n");
+            i += 2;
+            while i < lines.len() && lines[i].starts_with('|') {
+                out.push_str("<tr>");
+                for (k, c) in cells(lines[i]).iter().enumerate() {
+                    let align = if right.get(k).copied().unwrap_or(false) {
+                        " class=\"num\""
+                    } else {
+                        ""
+                    };
+                    let _ = write!(out, "<td{align}>{}</td>", inline(c));
+                }
+                out.push_str("</tr>\n");
+                i += 1;
+            }
+            out.push_str("</table>\n");
+        } else if line.starts_with("- ") {
+            out.push_str("<ul>\n");
+            while i < lines.len() && lines[i].starts_with("- ") {
+                let _ = writeln!(out, "<li>{}</li>", inline(&lines[i][2..]));
+                i += 1;
+            }
+            out.push_str("</ul>\n");
+        } else {
+            let _ = writeln!(out, "<p>{}</p>", inline(line));
+            i += 1;
+        }
+    }
+    out
+}
+
 /// One line chart as an SVG element. Empty input gives a chart that says so.
 fn chart(title: &str, x_desc: &str, y_desc: &str, lines: &[Line], bands: &[Band]) -> String {
     let mut svg = String::new();
@@ -71,6 +159,14 @@ fn chart(title: &str, x_desc: &str, y_desc: &str, lines: &[Line], bands: &[Band]
                     chart.draw_series(std::iter::once(Rectangle::new(
                         [(a, 0.0), (b, y1)],
                         RGBColor(230, 120, 60).mix(0.12).filled(),
+                    )))?;
+                    // The band's tag on top: a fault's number as in the faults table, or a
+                    // letter the page's legend explains.
+                    let tag = band.label.split(':').next().unwrap_or_default().to_owned();
+                    chart.draw_series(std::iter::once(Text::new(
+                        tag,
+                        (a, y1 * 0.99),
+                        ("sans-serif", 12).into_font().color(&RGBColor(160, 70, 20)),
                     )))?;
                 }
             }
@@ -227,25 +323,27 @@ fn charts(report: &Report, bands: &[Band]) -> Vec<(&'static str, &'static str, S
         ),
     ));
     let fresh = &report.freshness.series;
+    // A second of the schedule on the series' clock, which started before the baselines.
+    let at = |second| report.run_started_at_s + second as f64;
     sections.push((
         "freshness",
         "Freshness over time",
         chart(
             "Freshness of the events meant for each second (intended publish to visible in RAW)",
-            "seconds (intended publish)",
+            "seconds (intended publish, on the run's clock like every chart)",
             "milliseconds",
             &[
                 Line {
                     label: "p50".into(),
-                    points: fresh.iter().map(|p| (p.second as f64, p.p50_ms)).collect(),
+                    points: fresh.iter().map(|p| (at(p.second), p.p50_ms)).collect(),
                 },
                 Line {
                     label: "p99".into(),
-                    points: fresh.iter().map(|p| (p.second as f64, p.p99_ms)).collect(),
+                    points: fresh.iter().map(|p| (at(p.second), p.p99_ms)).collect(),
                 },
                 Line {
                     label: "max".into(),
-                    points: fresh.iter().map(|p| (p.second as f64, p.max_ms)).collect(),
+                    points: fresh.iter().map(|p| (at(p.second), p.max_ms)).collect(),
                 },
             ],
             bands,
@@ -355,8 +453,8 @@ pub fn render(report: &Report, bands: &[Band]) -> String {
         page,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>Sluice load test {} ({verdict})</title>\n\
          <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}}\
-         table{{border-collapse:collapse;margin:0.5em 0}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}\
-         th:first-child,td:first-child{{text-align:left}}.fail{{color:#b00}}.pass{{color:#070}}</style>\n</head>\n<body>\n",
+         table{{border-collapse:collapse;margin:0.5em 0}}td,th{{border:1px solid #ccc;padding:2px 8px}}\
+         td,th{{text-align:left}}td.num{{text-align:right}}.fail{{color:#b00}}.pass{{color:#070}}</style>\n</head>\n<body>\n",
         escape(&report.scenario)
     );
     let _ = writeln!(
@@ -366,55 +464,59 @@ pub fn render(report: &Report, bands: &[Band]) -> String {
         report.seed,
         verdict.to_lowercase()
     );
-    let _ = writeln!(
-        page,
-        "<p>Started {}. Shaded: {}.</p>",
-        escape(&report.started_at),
-        escape(
-            &bands
-                .iter()
-                .map(|b| b.label.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    );
+    // What failed first: problems, then the gates that failed.
+    for problem in &report.problems {
+        let _ = writeln!(page, "<p class=\"fail\">{}</p>", escape(problem));
+    }
+    let failed: Vec<String> = report
+        .gates
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| format!("<li class=\"fail\">{}</li>", escape(&g.to_string())))
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(
+            page,
+            "<h2>Failed gates</h2>\n<ul>\n{}\n</ul>",
+            failed.join("\n")
+        );
+    }
     let _ = writeln!(page, "<table>\n<tr><th>figure</th><th>value</th></tr>");
     for f in report.headline() {
         let _ = writeln!(
             page,
-            "<tr><td>{}</td><td>{:.3} {}</td></tr>",
+            "<tr><td>{}</td><td class=\"num\">{:.3} {}</td></tr>",
             escape(&f.name),
             f.value,
             escape(&f.unit)
         );
     }
     let _ = writeln!(page, "</table>");
-    if !report.gates.is_empty() {
-        let _ = writeln!(page, "<h2>Gates</h2>\n<ul>");
-        for g in &report.gates {
-            let _ = writeln!(
-                page,
-                "<li class=\"{}\">{}</li>",
-                if g.passed { "pass" } else { "fail" },
-                escape(&g.to_string())
-            );
-        }
-        let _ = writeln!(page, "</ul>");
-    }
-    for problem in &report.problems {
-        let _ = writeln!(page, "<p class=\"fail\">{}</p>", escape(problem));
-    }
+    // The summary without its title, which the page's heading already is.
+    let markdown = report.markdown();
+    let summary = markdown
+        .split_once('\n')
+        .filter(|(first, _)| first.starts_with("# "))
+        .map_or(markdown.as_str(), |(_, rest)| rest);
+    page.push_str(&markdown_to_html(summary));
+    let _ = writeln!(
+        page,
+        "<h2>Charts</h2>\n<p>Every chart's time axis is seconds since the load test started \
+         (baselines first). Shaded, with the tag drawn on the chart: {}.</p>",
+        escape(
+            &bands
+                .iter()
+                .map(|b| b.label.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    );
     for (id, heading, svg) in sections {
         let _ = writeln!(
             page,
             "<section id=\"{id}\">\n<h2>{heading}</h2>\n{svg}\n</section>"
         );
     }
-    let _ = writeln!(
-        page,
-        "<h2>Summary</h2>\n<pre>{}</pre>",
-        escape(&report.markdown())
-    );
     page.push_str("</body>\n</html>\n");
     page
 }
@@ -496,5 +598,67 @@ mod tests {
             assert_eq!(svgs, 1, "section {:?}", s.attribute("id"));
         }
         assert!(page.contains("t&lt;&amp;&gt;"));
+    }
+
+    /// The summary's tables are HTML tables, nothing of the Markdown shows, and what failed
+    /// comes before the figures.
+    #[test]
+    fn the_summary_is_html_tables_and_failures_come_first() {
+        let report = Report {
+            scenario: "s".into(),
+            gates: vec![crate::load::gates::GateResult {
+                gate: "freshness_p99".into(),
+                limit: "<= 1.0 ms".into(),
+                measured: "12.0 ms".into(),
+                passed: false,
+            }],
+            ..Report::default()
+        };
+        let page = render(&report, &[]);
+        assert!(
+            !page.contains("|---") && !page.contains("| "),
+            "raw Markdown in the page"
+        );
+        assert!(!page.contains("**") && !page.contains("<pre>"));
+        let doc = roxmltree::Document::parse_with_options(
+            &page,
+            roxmltree::ParsingOptions {
+                allow_dtd: true,
+                ..Default::default()
+            },
+        )
+        .expect("well-formed");
+        let tables = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("table"))
+            .count();
+        assert!(tables >= 5, "{tables} tables");
+        let throughput = doc
+            .descendants()
+            .find(|n| n.has_tag_name("h3") && n.text() == Some("Throughput"))
+            .expect("a Throughput heading");
+        let rows = throughput
+            .next_siblings()
+            .find(|n| n.has_tag_name("table"))
+            .unwrap()
+            .children()
+            .filter(|n| n.has_tag_name("tr"))
+            .count();
+        assert_eq!(rows, 9, "a header and a row per rate");
+        let failed = page.find("Failed gates").expect("the failed gate is shown");
+        assert!(failed < page.find("<table>").unwrap(), "failures first");
+    }
+
+    #[test]
+    fn markdown_tables_lists_and_inline_marks_convert() {
+        let html = markdown_to_html(
+            "# T `x`\n\n| a | b |\n|---|---:|\n| **c** | 1 |\n\n- one\n- two\n\ntext <&>\n",
+        );
+        assert_eq!(
+            html,
+            "<h2>T <code>x</code></h2>\n<table>\n<tr><th>a</th><th>b</th></tr>\n\
+             <tr><td><strong>c</strong></td><td class=\"num\">1</td></tr>\n</table>\n\
+             <ul>\n<li>one</li>\n<li>two</li>\n</ul>\n<p>text &lt;&amp;&gt;</p>\n"
+        );
     }
 }

@@ -210,13 +210,14 @@ pub async fn run(
             bench.bands.push(Band {
                 from_s: m.started_at_s,
                 to_s: m.started_at_s + scenario.warm_up().as_secs_f64(),
-                label: "warm-up".into(),
+                label: "W: warm-up".into(),
             });
-            for f in &m.faults {
+            for (i, f) in m.faults.iter().enumerate() {
                 bench.bands.push(Band {
                     from_s: m.started_at_s + f.started_at_s,
                     to_s: m.started_at_s + f.healed_at_s.max(f.started_at_s + 0.5),
-                    label: format!("{} {}", f.fault.kind, f.fault.target),
+                    // Numbered as in the faults table.
+                    label: format!("{}: {} {}", i + 1, f.fault.kind, f.fault.target),
                 });
             }
             // Restarted components have new PIDs.
@@ -290,7 +291,7 @@ async fn measure_baselines(
     bands.push(Band {
         from_s: from,
         to_s: sampler.now(),
-        label: "broker-only baseline".into(),
+        label: "B: broker-only baseline".into(),
     });
     let body_len = typical_body_len(scenario, seed);
     progress.step(&format!(
@@ -312,7 +313,7 @@ async fn measure_baselines(
     bands.push(Band {
         from_s: from,
         to_s: sampler.now(),
-        label: "SQS-only baseline".into(),
+        label: "S: SQS-only baseline".into(),
     });
     progress.step(&format!(
         "baseline: SQS only {:.0} messages/s",
@@ -354,7 +355,7 @@ async fn search_max(
             bench.bands.push(Band {
                 from_s: m.started_at_s,
                 to_s: m.started_at_s + step.warm_up().as_secs_f64(),
-                label: format!("step {k} warm-up"),
+                label: format!("W{k}: step {k} warm-up"),
             });
             let outcome = step_outcome(&m, rate, limit);
             progress.step(&format!(
@@ -464,6 +465,7 @@ fn assemble(
             mean_cpu_cores: sampler.mean_cpu(),
         },
         series: sampler.samples.clone(),
+        run_started_at_s: m.started_at_s,
         gates: Vec::new(),
         find_max,
         figures: Vec::new(),

@@ -32,6 +32,10 @@ pub struct Report {
     pub resources: Resources,
     /// One point per second: cumulative counts per hop, queue depths, CPU and RSS.
     pub series: Vec<Sample>,
+    /// When the reported run's schedule started, on the series' clock (which starts before the
+    /// baselines): where the freshness series' seconds sit on the charts.
+    #[serde(default)]
+    pub run_started_at_s: f64,
     pub gates: Vec<GateResult>,
     #[serde(default)]
     pub find_max: Option<SearchResult>,
@@ -391,12 +395,13 @@ impl Report {
             let _ = writeln!(md, "\n## Faults\n");
             let _ = writeln!(
                 md,
-                "| fault | from s | healed s | backlog before | backlog peak | recovered after s | duplicate rows | note |\n|---|---:|---:|---:|---:|---:|---:|---|"
+                "| # | fault | from s | healed s | backlog before | backlog peak | recovered after s | duplicate rows | note |\n|---:|---|---:|---:|---:|---:|---:|---:|---|"
             );
-            for f in &self.faults {
+            for (i, f) in self.faults.iter().enumerate() {
                 let _ = writeln!(
                     md,
-                    "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+                    i + 1,
                     f.description,
                     f.started_at_s,
                     f.healed_at_s,
