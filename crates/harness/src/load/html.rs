@@ -560,6 +560,18 @@ mod tests {
         assert_eq!(rates(&samples, |s| s.published), [(1.0, 90.0), (5.0, 25.0)]);
     }
 
+    /// The page as XML (it must be well-formed).
+    fn parse(page: &str) -> roxmltree::Document<'_> {
+        roxmltree::Document::parse_with_options(
+            page,
+            roxmltree::ParsingOptions {
+                allow_dtd: true,
+                ..Default::default()
+            },
+        )
+        .expect("well-formed")
+    }
+
     #[test]
     fn every_section_has_one_svg_and_the_page_is_well_formed() {
         let report = Report {
@@ -577,14 +589,7 @@ mod tests {
                 label: "warm-up".into(),
             }],
         );
-        let doc = roxmltree::Document::parse_with_options(
-            &page,
-            roxmltree::ParsingOptions {
-                allow_dtd: true,
-                ..Default::default()
-            },
-        )
-        .expect("well-formed");
+        let doc = parse(&page);
         let sections: Vec<_> = doc
             .descendants()
             .filter(|n| n.has_tag_name("section"))
@@ -620,14 +625,7 @@ mod tests {
             "raw Markdown in the page"
         );
         assert!(!page.contains("**") && !page.contains("<pre>"));
-        let doc = roxmltree::Document::parse_with_options(
-            &page,
-            roxmltree::ParsingOptions {
-                allow_dtd: true,
-                ..Default::default()
-            },
-        )
-        .expect("well-formed");
+        let doc = parse(&page);
         let tables = doc
             .descendants()
             .filter(|n| n.has_tag_name("table"))

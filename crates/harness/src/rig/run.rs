@@ -470,65 +470,166 @@ async fn check(
         problems.push(stuck.clone());
     }
     let in_raw = warehouse::raw_event_ids(sf).await?;
-    let mut lost: Vec<String> = round.expected_ids.difference(&in_raw).cloned().collect();
-    let mut unexpected: Vec<String> = in_raw.difference(round.expected_ids).cloned().collect();
-    lost.sort();
-    unexpected.sort();
-    for (what, ids) in [
-        ("lost (produced, not in RAW)", &lost),
-        ("unexpected (in RAW, never produced)", &unexpected),
-    ] {
-        if !ids.is_empty() {
-            problems.push(format!(
-                "{} events {what}: {}{}",
-                ids.len(),
-                ids.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
-                if ids.len() > 10 { ", ..." } else { "" }
-            ));
-        }
-    }
+    let (lost, unexpected) = missing_and_extra(round.expected_ids, &in_raw);
+    problems.extend(id_problems(&lost, &unexpected));
     outcome.lost = lost;
     outcome.unexpected = unexpected;
     outcome.loaded_twice = warehouse::files_loaded_twice(sf).await?;
     problems.extend(warehouse::loaded_twice_problem(&outcome.loaded_twice));
     problems.extend(nemesis::problems(&outcome.faults));
 
-    // Under faults a poison body can be dead-lettered twice (the publisher re-sends what the
-    // broker had not confirmed when it died; a restarted relay's counters start again): each
-    // must be there at least once. Without faults, exactly once, by the relay's count of this
-    // round and by the queue.
-    let relay = |m: &ComponentMetrics| m.relay.as_ref().map_or(0, |r| r.dead_lettered);
     let poison = outcome.stats.poison;
-    // The relay writes its metrics file once a second: a count short of the poison gets that
-    // long to arrive.
+    let under_faults = !round.chaos.is_empty();
+    let relay = |m: &ComponentMetrics| m.relay.as_ref().map_or(0, |r| r.dead_lettered);
     let mut dead_lettered = relay(&components.metrics()).saturating_sub(relay(before));
+    // The relay writes its metrics file once a second: a count short of the poison gets that
+    // long to arrive. Under faults its count is not judged (a restarted relay starts again).
     let deadline = Instant::now() + Duration::from_secs(3);
-    while dead_lettered < poison && Instant::now() < deadline {
+    while !under_faults && dead_lettered < poison && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
         dead_lettered = relay(&components.metrics()).saturating_sub(relay(before));
     }
     let in_queue = outcome.drained.observed.queues.rabbit_dead_letter;
-    let dead_letters_ok = if round.chaos.is_empty() {
-        dead_lettered == poison && in_queue == poison
-    } else {
-        in_queue >= poison
-    };
-    if !dead_letters_ok {
-        problems.push(format!(
-            "dead letters: {poison} poison bodies published, relay dead-lettered {dead_lettered}, dead-letter queue holds {in_queue}"
-        ));
-    }
+    problems.extend(dead_letter_problem(
+        under_faults,
+        poison,
+        dead_lettered,
+        in_queue,
+    ));
 
     let (checked, misplaced) = warehouse::check_partitions(sf).await?;
-    for m in misplaced.iter().take(5) {
-        problems.push(format!(
-            "event {} ({}, occurred {}) was loaded from {}, outside its partition",
-            m.event_id, m.source, m.occurred_at, m.file
-        ));
-    }
-    if misplaced.len() > 5 {
-        problems.push(format!("... {} misplaced events in all", misplaced.len()));
-    }
+    problems.extend(partition_problems(&misplaced));
     outcome.partitions = (checked, misplaced);
     Ok(())
+}
+
+/// Expected ids missing from RAW, and RAW ids nobody produced, each sorted.
+fn missing_and_extra(
+    expected: &HashSet<String>,
+    in_raw: &HashSet<String>,
+) -> (Vec<String>, Vec<String>) {
+    let mut lost: Vec<String> = expected.difference(in_raw).cloned().collect();
+    let mut unexpected: Vec<String> = in_raw.difference(expected).cloned().collect();
+    lost.sort();
+    unexpected.sort();
+    (lost, unexpected)
+}
+
+/// A problem line for lost and one for unexpected events, naming the first ten of each.
+fn id_problems(lost: &[String], unexpected: &[String]) -> Vec<String> {
+    [
+        ("lost (produced, not in RAW)", lost),
+        ("unexpected (in RAW, never produced)", unexpected),
+    ]
+    .into_iter()
+    .filter(|(_, ids)| !ids.is_empty())
+    .map(|(what, ids)| {
+        format!(
+            "{} events {what}: {}{}",
+            ids.len(),
+            ids[..ids.len().min(10)].join(", "),
+            if ids.len() > 10 { ", ..." } else { "" }
+        )
+    })
+    .collect()
+}
+
+/// Without faults every poison body is dead-lettered exactly once, by the relay's count of this
+/// round and by the queue. Under faults a body can be dead-lettered twice (the publisher re-sends
+/// what the broker had not confirmed when it died), so each must be in the queue at least once.
+fn dead_letter_problem(
+    under_faults: bool,
+    poison: u64,
+    dead_lettered: u64,
+    in_queue: u64,
+) -> Option<String> {
+    let ok = if under_faults {
+        in_queue >= poison
+    } else {
+        dead_lettered == poison && in_queue == poison
+    };
+    (!ok).then(|| {
+        format!(
+            "dead letters: {poison} poison bodies published, relay dead-lettered {dead_lettered}, dead-letter queue holds {in_queue}"
+        )
+    })
+}
+
+/// The first five streamed rows outside their partition, and how many in all.
+fn partition_problems(misplaced: &[Misplaced]) -> Vec<String> {
+    let mut out: Vec<String> = misplaced
+        .iter()
+        .take(5)
+        .map(|m| {
+            format!(
+                "event {} ({}, occurred {}) was loaded from {}, outside its partition",
+                m.event_id, m.source, m.occurred_at, m.file
+            )
+        })
+        .collect();
+    if misplaced.len() > 5 {
+        out.push(format!("... {} misplaced events in all", misplaced.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> HashSet<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn every_missing_and_every_extra_id_is_named() {
+        let (lost, unexpected) = missing_and_extra(&ids(&["a", "b", "c"]), &ids(&["c", "b", "z"]));
+        assert_eq!(
+            (lost.clone(), unexpected.clone()),
+            (vec!["a".to_owned()], vec!["z".to_owned()])
+        );
+        let problems = id_problems(&lost, &unexpected);
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].starts_with("1 events lost") && problems[0].ends_with(": a"));
+        assert!(problems[1].starts_with("1 events unexpected") && problems[1].ends_with(": z"));
+        let (lost, unexpected) = missing_and_extra(&ids(&["a"]), &ids(&["a"]));
+        assert!(id_problems(&lost, &unexpected).is_empty());
+        let many: Vec<String> = (0..12).map(|i| format!("e{i:02}")).collect();
+        assert!(id_problems(&many, &[])[0].ends_with("e09, ..."));
+    }
+
+    #[test]
+    fn dead_letters_are_exact_without_faults_and_at_least_once_under_them() {
+        assert_eq!(dead_letter_problem(false, 3, 3, 3), None);
+        assert!(
+            dead_letter_problem(false, 3, 2, 3).is_some(),
+            "one the relay did not count"
+        );
+        assert!(
+            dead_letter_problem(false, 3, 3, 4).is_some(),
+            "one dead-lettered twice"
+        );
+        assert!(
+            dead_letter_problem(false, 3, 3, 2).is_some(),
+            "one missing from the queue"
+        );
+        assert_eq!(dead_letter_problem(true, 3, 0, 5), None);
+        assert!(dead_letter_problem(true, 3, 3, 2).is_some());
+    }
+
+    #[test]
+    fn misplaced_rows_are_named_up_to_five_then_counted() {
+        let m = |i: usize| Misplaced {
+            file: format!("f{i}"),
+            event_id: format!("e{i}"),
+            source: "orders".into(),
+            occurred_at: "2026-03-01T00:00:00Z".into(),
+        };
+        assert!(partition_problems(&[]).is_empty());
+        let seven: Vec<Misplaced> = (0..7).map(m).collect();
+        let problems = partition_problems(&seven);
+        assert_eq!(problems.len(), 6);
+        assert!(problems[0].contains("e0") && problems[0].contains("f0"));
+        assert_eq!(problems[5], "... 7 misplaced events in all");
+    }
 }
