@@ -20,6 +20,7 @@ impl Args {
             &self.stack.stack,
             DownOptions {
                 keep_data: self.keep_data,
+                shutdown: Default::default(),
             },
         )?;
         for (name, pid) in &report.stopped {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{RUNS, assert_nothing_lost, chaos_run, run_on, scenario};
+use common::{RUNS, assert_nothing_lost, chaos_run, marts_run, scenario};
 use stack::scratch::ScratchStack;
 use synth::chaos::FaultKind;
 
@@ -90,7 +90,7 @@ async fn random_fault_schedules_never_lose_an_event() {
         let mut with = base.clone();
         with.chaos = specs;
         eprintln!("random schedule, seed {seed}:\n{schedule}");
-        let report = run_on(&stack, with, 0, std::time::Duration::from_secs(300)).await;
+        let report = marts_run(&stack, with, 0, std::time::Duration::from_secs(300)).await;
         assert!(
             report.lost.is_empty() && report.unexpected.is_empty() && report.passed(),
             "seed {seed}: {} lost {:?}, {} unexpected; problems {:#?}\nreplay with --chaos FILE holding:\n{schedule}",

@@ -9,8 +9,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use common::{RUNS, e2e, root};
+use common::{RUNS, e2e, marts_run, root};
 use harness::prove::dbt::{Dbt, DbtCommand, DbtConfig};
 use harness::prove::diff::diff_marts;
 use stack::scratch::ScratchStack;
@@ -176,7 +177,7 @@ batch_size = 50
 batch_window = "300ms"
 "#;
     let scenario = synth::Scenario::parse("late-revisions.toml", toml).unwrap();
-    let report = e2e(&stack, scenario, 0).await;
+    let report = marts_run(&stack, scenario, 0, Duration::from_secs(90)).await;
     assert!(report.passed(), "{:#?}", report.problems);
     assert!(
         report.produced.superseded >= 10,

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{RUNS, e2e, root};
+use std::time::Duration;
+
+use common::{RUNS, e2e, marts_run, root};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -121,7 +123,7 @@ async fn marts_always_equal_the_oracle_for_small_random_scenarios() {
         eprintln!("case {case}: overlap {}\n{toml}", small.overlap);
         let scenario = synth::Scenario::parse("prop.toml", &toml)
             .unwrap_or_else(|e| panic!("generated scenario is valid: {e}\n{toml}"));
-        let report = e2e(&stack, scenario, small.overlap).await;
+        let report = marts_run(&stack, scenario, small.overlap, Duration::from_secs(90)).await;
         assert!(
             report.passed(),
             "case {case} (overlap {}):\n{toml}\nproblems: {:#?}",

@@ -333,7 +333,7 @@ async fn a_poison_body_is_dead_lettered_and_counted() {
     bodies.insert(30, Vec::new());
     f.publish(&bodies).await;
     let (_metrics, stop, handle) = spawn_relay(f.config(), f.sqs.clone());
-    f.drain_sqs(&ids(&input), Duration::from_secs(30)).await;
+    f.drain_sqs(&ids(&input), Duration::from_secs(60)).await;
     // The rejects are settled as they arrive; give the broker a moment to route them.
     let deadline = Instant::now() + Duration::from_secs(10);
     while f.ready(&f.dead_letter_queue).await < 2 && Instant::now() < deadline {

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::{Binaries, DownOptions, Ports, ProviderKind, StackName, State, UpOptions, UpOutcome};
+use crate::{
+    Binaries, DownOptions, Ports, ProviderKind, Shutdown, StackName, State, UpOptions, UpOutcome,
+};
 
 pub struct ScratchStack {
     root: PathBuf,
@@ -80,7 +82,12 @@ fn scratch_queue_timeouts() -> runtime::QueueTimeouts {
 
 impl Drop for ScratchStack {
     fn drop(&mut self) {
-        if let Err(e) = crate::down(&self.root, &self.name, DownOptions::default()) {
+        // Killed, not shut down: the whole folder goes next, so nothing needs to be consistent.
+        let options = DownOptions {
+            keep_data: false,
+            shutdown: Shutdown::Kill,
+        };
+        if let Err(e) = crate::down(&self.root, &self.name, options) {
             eprintln!("scratch stack {}: down failed: {e}", self.name);
             return;
         }

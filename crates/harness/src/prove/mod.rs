@@ -63,6 +63,40 @@ pub struct RunConfig {
     /// The components' logs and metrics files: a run folder of its own
     /// ([`stack::new_run_dir`]), which outlives the stack.
     pub work_dir: PathBuf,
+    /// What dbt does after the stream: the models only, or also its data tests and source
+    /// freshness.
+    pub dbt: DbtSteps,
+}
+
+/// What dbt runs once everything is in RAW. The marts are compared with the oracle either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DbtSteps {
+    /// `dbt run`, `dbt test` and `dbt source freshness`, as production's DAG runs them.
+    #[default]
+    All,
+    /// `dbt run` alone: for runs whose question is the marts against the oracle (a fault
+    /// schedule, a random scenario), where dbt's tests would say nothing the diff does not.
+    ModelsOnly,
+}
+
+impl DbtSteps {
+    fn commands(self) -> &'static [DbtCommand] {
+        match self {
+            DbtSteps::All => &[
+                DbtCommand::Run,
+                DbtCommand::Test,
+                DbtCommand::SourceFreshness,
+            ],
+            DbtSteps::ModelsOnly => &[DbtCommand::Run],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            DbtSteps::All => "dbt run, test and source freshness ...",
+            DbtSteps::ModelsOnly => "dbt run ...",
+        }
+    }
 }
 
 impl RunConfig {
@@ -84,6 +118,7 @@ impl RunConfig {
             pacing: Pacing::Scenario,
             chaos: Vec::new(),
             work_dir,
+            dbt: DbtSteps::All,
         }
     }
 }
@@ -361,20 +396,14 @@ async fn prove(
 ) -> Result<(), RunError> {
     // Not `dbt build`: a failed test would skip the marts downstream, and the diff is what says
     // which rows are wrong.
-    progress.step("dbt run, test and source freshness ...");
+    progress.step(config.dbt.describe());
     let state = &session.state;
     let dbt = Dbt::new(DbtConfig::for_stack(
         state,
         dbt::work_dir(state),
         config.scenario.supply.constrained,
     ))?;
-    let dbt_reports = dbt
-        .invoke(&[
-            DbtCommand::Run,
-            DbtCommand::Test,
-            DbtCommand::SourceFreshness,
-        ])
-        .await?;
+    let dbt_reports = dbt.invoke(config.dbt.commands()).await?;
     for r in &dbt_reports {
         progress.step(r.to_string().trim_end());
         for f in &r.failures {

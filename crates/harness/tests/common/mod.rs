@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::prove::{RunConfig, RunReport, run};
+use harness::prove::{DbtSteps, RunConfig, RunReport, run};
 use harness::rig::components::ComponentBinaries;
 use stack::scratch::ScratchStack;
 use synth::chaos::FaultKind;
@@ -25,6 +25,7 @@ pub async fn run_on(
     scenario: synth::Scenario,
     overlap: u64,
     quiesce_timeout: Duration,
+    dbt: DbtSteps,
 ) -> RunReport {
     let chaos = scenario.faults().expect("a valid fault schedule");
     let mut config = RunConfig::new(
@@ -36,6 +37,7 @@ pub async fn run_on(
     config.overlap = overlap;
     config.chaos = chaos;
     config.quiesce_timeout = quiesce_timeout;
+    config.dbt = dbt;
     let report = run(&config, &mut |line: &str| eprintln!("{line}"))
         .await
         .expect("the run completes");
@@ -43,9 +45,34 @@ pub async fn run_on(
     report
 }
 
-/// An end-to-end run as `cargo xtask e2e` makes it.
+/// An end-to-end run as `cargo xtask e2e` makes it: dbt's models, tests and source freshness.
 pub async fn e2e(stack: &Arc<ScratchStack>, scenario: synth::Scenario, overlap: u64) -> RunReport {
-    run_on(stack, scenario, overlap, Duration::from_secs(90)).await
+    run_on(
+        stack,
+        scenario,
+        overlap,
+        Duration::from_secs(90),
+        DbtSteps::All,
+    )
+    .await
+}
+
+/// A run whose question is the marts against the oracle (a random scenario, a fault schedule):
+/// dbt builds the models and skips its data tests, which the smoke and dirty runs keep.
+pub async fn marts_run(
+    stack: &Arc<ScratchStack>,
+    scenario: synth::Scenario,
+    overlap: u64,
+    quiesce_timeout: Duration,
+) -> RunReport {
+    run_on(
+        stack,
+        scenario,
+        overlap,
+        quiesce_timeout,
+        DbtSteps::ModelsOnly,
+    )
+    .await
 }
 
 /// A short stream across midnight with every kind of dirty input, and `chaos` appended.
@@ -82,7 +109,7 @@ batch_window = "400ms"
 pub async fn chaos_run(scenario: synth::Scenario) -> RunReport {
     let stack = ScratchStack::shared().await;
     let _one = RUNS.lock().await;
-    run_on(&stack, scenario, 0, Duration::from_secs(300)).await
+    marts_run(&stack, scenario, 0, Duration::from_secs(300)).await
 }
 
 /// What every chaos run must show: each fault carried out and healed, marts equal to the
