@@ -111,11 +111,11 @@ fn steps() -> Vec<Step> {
         Step {
             name: "test",
             what: "the workspace's tests, a few binaries at a time (unit, property, tidy, and the real-stack tests on both providers: every fault kind, the change log, load-test's CLI)",
-            // Three binaries at a time: most of a binary's time is a paced stream or a fault's
-            // wait, and the runs that build marts only (chaos, random scenarios) left the cores
-            // idle at two. With four, batches outlived the test profile's visibility timeout
-            // and management calls timed out.
-            command: xtask(&["test", "--jobs", "3"]),
+            // Two binaries at a time: the cores are the limit. With three, every binary ran
+            // slower (harness/e2e 158 -> 235 s), the step took as long, and RabbitMQ took 25 s
+            // to start; with four, batches outlived the test profile's visibility timeout and
+            // management calls timed out.
+            command: xtask(&["test", "--jobs", "2"]),
         },
         Step {
             name: "e2e-containers",
