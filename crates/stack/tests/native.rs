@@ -211,3 +211,22 @@ async fn up_every_service_answers_then_down_leaves_nothing() {
     ));
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// Scratch stacks are killed, not shut down: every process is gone and the folder with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_scratch_stack_leaves_no_process_and_no_folder() {
+    let stack = stack::scratch::ScratchStack::shared().await;
+    let processes: Vec<_> = stack
+        .state
+        .processes()
+        .into_iter()
+        .map(|(_, p)| p.clone())
+        .collect();
+    assert!(processes.len() >= 4, "{processes:?}");
+    let root = stack.root().to_owned();
+    drop(stack);
+    for p in &processes {
+        assert!(!p.is_alive(), "pid {} still running after the drop", p.pid);
+    }
+    assert!(!root.exists(), "{} removed", root.display());
+}
