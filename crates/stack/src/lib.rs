@@ -77,6 +77,17 @@ pub enum Shutdown {
     Kill,
 }
 
+impl Shutdown {
+    fn signal(self, name: &str) -> i32 {
+        match (self, name) {
+            (Shutdown::Kill, _) => libc::SIGKILL,
+            // fakesnow (uvicorn) and PostgreSQL (fast shutdown) stop cleanly on SIGINT.
+            (Shutdown::Graceful, "fakesnow" | "postgres") => libc::SIGINT,
+            (Shutdown::Graceful, _) => libc::SIGTERM,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct DownReport {
     pub stopped: Vec<(&'static str, u32)>,
@@ -109,10 +120,7 @@ pub fn down(root: &Path, name: &StackName, options: DownOptions) -> Result<DownR
         }
         Err(e) => return Err(e.into()),
     };
-    let stopped = match options.shutdown {
-        Shutdown::Graceful => stop_processes(&state.processes()),
-        Shutdown::Kill => kill_processes(&state.processes()),
-    };
+    let stopped = stop_processes(&state.processes(), options.shutdown);
     let removed_containers = remove_containers_of(root, &state);
     let dir = stack_dir(root, name);
     if options.keep_data {
@@ -169,33 +177,19 @@ pub(crate) fn remove_containers_of(root: &Path, state: &State) -> Vec<String> {
     ids
 }
 
-/// SIGKILL to every process group, then waits (bounded) until each is gone.
-fn kill_processes(processes: &[(&'static str, &ProcessInfo)]) -> Vec<(&'static str, u32)> {
-    std::thread::scope(|s| {
-        for (name, p) in processes {
-            s.spawn(move || p.stop(name, libc::SIGKILL, Duration::from_secs(5)));
-        }
-    });
-    processes.iter().map(|(n, p)| (*n, p.pid)).collect()
-}
-
 /// Stops services in parallel (RabbitMQ's shutdown alone takes seconds), epmd after its node.
 pub(crate) fn stop_processes(
     processes: &[(&'static str, &ProcessInfo)],
+    shutdown: Shutdown,
 ) -> Vec<(&'static str, u32)> {
-    let signal_for = |name: &str| match name {
-        // fakesnow (uvicorn) and PostgreSQL (fast shutdown) stop cleanly on SIGINT.
-        "fakesnow" | "postgres" => libc::SIGINT,
-        _ => libc::SIGTERM,
-    };
     let (epmd, services): (Vec<_>, Vec<_>) = processes.iter().partition(|(n, _)| *n == "epmd");
     std::thread::scope(|s| {
         for (name, p) in &services {
-            s.spawn(move || p.stop(name, signal_for(name), Duration::from_secs(15)));
+            s.spawn(move || p.stop(name, shutdown.signal(name), Duration::from_secs(15)));
         }
     });
     for (_, p) in &epmd {
-        p.stop("epmd", libc::SIGTERM, Duration::from_secs(5));
+        p.stop("epmd", shutdown.signal("epmd"), Duration::from_secs(5));
     }
     processes.iter().map(|(n, p)| (*n, p.pid)).collect()
 }

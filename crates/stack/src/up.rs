@@ -52,7 +52,7 @@ pub async fn up(options: UpOptions) -> Result<UpOutcome> {
         }
         Ok(stale) => {
             tracing::warn!(stack = %options.name, "stale state: some processes or containers are gone; stopping the rest and starting afresh");
-            stop_processes(&stale.processes());
+            stop_processes(&stale.processes(), crate::Shutdown::Graceful);
             crate::remove_containers_of(&options.root, &stale);
             let dir = stack_dir(&options.root, &options.name);
             std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;

@@ -91,11 +91,9 @@ impl DbtSteps {
         }
     }
 
-    fn describe(self) -> &'static str {
-        match self {
-            DbtSteps::All => "dbt run, test and source freshness ...",
-            DbtSteps::ModelsOnly => "dbt run ...",
-        }
+    fn describe(self) -> String {
+        let names: Vec<&str> = self.commands().iter().map(|c| c.as_str()).collect();
+        format!("dbt {} ...", names.join(", "))
     }
 }
 
@@ -396,7 +394,7 @@ async fn prove(
 ) -> Result<(), RunError> {
     // Not `dbt build`: a failed test would skip the marts downstream, and the diff is what says
     // which rows are wrong.
-    progress.step(config.dbt.describe());
+    progress.step(&config.dbt.describe());
     let state = &session.state;
     let dbt = Dbt::new(DbtConfig::for_stack(
         state,

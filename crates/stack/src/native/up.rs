@@ -24,7 +24,7 @@ impl Started {
     fn stop_all(&self) {
         let all = self.0.lock().expect("lock").clone();
         let refs: Vec<(&'static str, &ProcessInfo)> = all.iter().map(|(n, p)| (*n, p)).collect();
-        stop_processes(&refs);
+        stop_processes(&refs, crate::Shutdown::Graceful);
     }
 }
 
