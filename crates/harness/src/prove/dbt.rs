@@ -3,8 +3,9 @@
 //! (`infra/dbt/invoke.py`), each summarised from dbt's own `run_results.json` / `sources.json`.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
+
+use super::dbt_worker::{self, Request, WorkerFailure, WorkerSpec};
 
 use stack::State;
 
@@ -19,12 +20,13 @@ pub enum DbtError {
         source: std::io::Error,
     },
     #[error(
-        "dbt ({command}) exited with {status} without results (log: {}):\n{tail}",
+        "dbt ({command}) ended without results ({status}; log: {}):\n{tail}",
         log.display()
     )]
     Crashed {
         command: String,
-        status: std::process::ExitStatus,
+        /// The dbt process's exit status if it died, else why the results are missing.
+        status: String,
         log: PathBuf,
         tail: String,
     },
@@ -185,9 +187,10 @@ impl Dbt {
         })
     }
 
-    /// Runs `commands` in order in one Python process, which imports dbt and parses the project
-    /// once (see `infra/dbt/invoke.py`); every command runs whatever the previous one found, and
-    /// each is summarised from its own results file.
+    /// Runs `commands` in order in a dbt process kept for this project, folder and warehouse
+    /// (see `dbt_worker` and `infra/dbt/invoke.py`), which imports dbt and parses the project
+    /// once, not on every call; every command runs whatever the previous one found, and each is
+    /// summarised from its own results file.
     pub async fn invoke(&self, commands: &[DbtCommand]) -> Result<Vec<DbtReport>, DbtError> {
         let target_path = self.config.work_dir.join("target");
         let log_dir = self.config.work_dir.join("logs");
@@ -197,44 +200,78 @@ impl Dbt {
         let log = log_dir.join(format!("{}.log", names.join("-").replace(' ', "-")));
         let summary_file = self.config.work_dir.join("invoke-summary.json");
         let _ = std::fs::remove_file(&summary_file);
-        let out =
-            std::fs::File::create(&log).map_err(io_err(format!("creating {}", log.display())))?;
-        let err = out
-            .try_clone()
-            .map_err(io_err("duplicating a log handle"))?;
+        let _ = std::fs::remove_file(&log);
         let vars = format!("{{supply_constrained: {}}}", self.config.supply_constrained);
-        let mut cmd = tokio::process::Command::new(&self.python);
-        cmd.arg(stack::infra_dir().join("dbt/invoke.py"))
-            .arg("--project-dir")
-            .arg(&self.config.project_dir)
-            .arg("--profiles-dir")
-            .arg(&self.config.project_dir)
-            .arg("--target-path")
-            .arg(&target_path)
-            .args(["--vars", &vars])
-            .arg("--out")
-            .arg(&summary_file)
-            .args(&names)
-            .env("DBT_LOG_PATH", &log_dir)
-            .env("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-            .env("SLUICE_DBT_TARGET", self.config.target)
-            .env("SNOWFLAKE_DATABASE", &self.config.database)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true);
+        let mut env = vec![
+            ("SLUICE_DBT_TARGET", self.config.target.to_owned()),
+            ("SNOWFLAKE_DATABASE", self.config.database.clone()),
+        ];
         if let Some(port) = self.config.fakesnow_port {
-            cmd.env("SLUICE_FAKESNOW_PORT", port.to_string());
+            env.push(("SLUICE_FAKESNOW_PORT", port.to_string()));
         }
-        let status = cmd
-            .status()
+        let spec = WorkerSpec {
+            python: self.python.clone(),
+            script: stack::infra_dir().join("dbt/invoke.py"),
+            env,
+            log: log_dir.join("worker.log"),
+        };
+        let answered = {
+            let (summary_file, log) = (summary_file.clone(), log.clone());
+            let project_dir = self.config.project_dir.clone();
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            tokio::task::spawn_blocking(move || {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                dbt_worker::call(
+                    &spec,
+                    &Request {
+                        project_dir: &project_dir,
+                        target_path: &target_path,
+                        log_dir: &log_dir,
+                        commands: &names,
+                        vars: &vars,
+                        summary: &summary_file,
+                        log: &log,
+                    },
+                )
+            })
             .await
-            .map_err(io_err(format!("running {}", self.python.display())))?;
-        let crashed = |what: String| DbtError::Crashed {
-            command: what,
-            status,
-            tail: stack::log_tail(&log, 30),
-            log: log.clone(),
+            .expect("the dbt request does not panic")
+        };
+        let status = match answered {
+            Ok(()) => None,
+            Err(WorkerFailure::Start(e)) => {
+                return Err(DbtError::Io {
+                    context: format!(
+                        "running {} infra/dbt/invoke.py --serve",
+                        self.python.display()
+                    ),
+                    source: e,
+                });
+            }
+            Err(WorkerFailure::Died {
+                status,
+                log: worker_log,
+            }) => Some((status, worker_log)),
+        };
+        let crashed = |what: String| {
+            let (status, tail) = match &status {
+                Some((status, worker_log)) => (
+                    status.to_string(),
+                    format!(
+                        "{}\n(the dbt process's own output, {}):\n{}",
+                        stack::log_tail(&log, 30),
+                        worker_log.display(),
+                        stack::log_tail(worker_log, 30)
+                    ),
+                ),
+                None => ("no results".to_owned(), stack::log_tail(&log, 30)),
+            };
+            DbtError::Crashed {
+                command: what,
+                status,
+                tail,
+                log: log.clone(),
+            }
         };
         let Ok(text) = std::fs::read_to_string(&summary_file) else {
             return Err(crashed(names.join(", ")));

@@ -9,6 +9,7 @@
 
 pub mod changelog;
 pub mod dbt;
+mod dbt_worker;
 pub mod diff;
 pub mod mart;
 pub mod oracle;
