@@ -37,29 +37,28 @@ pub struct Args {
 }
 
 /// Integration-test binaries that start services (a scratch stack, fakesnow, an engine's
-/// containers, a fresh tool venv), with the seconds each took on a 2-core machine with three at
+/// containers, a fresh tool venv), with the seconds each took on a 2-core machine with two at
 /// a time: left out by `--quick`, and the order of a first run (later runs go by their own
 /// timings). A name here that no longer exists is an error, so a renamed test cannot slip into
 /// the quick tier unnoticed.
 const STARTS_SERVICES: &[(&str, f64)] = &[
-    ("backfill/stack", 55.0),
-    ("batcher/stack", 77.0),
-    ("cdc/stack", 90.0),
-    ("harness/chaos", 250.0),
-    ("harness/chaos_mixed", 180.0),
-    ("harness/e2e", 260.0),
-    ("harness/e2e_properties", 150.0),
-    ("harness/publish", 38.0),
-    ("pipe/stack", 60.0),
-    ("pytools/fresh_cache", 17.0),
-    ("relay/stack", 110.0),
+    ("backfill/stack", 22.0),
+    ("batcher/stack", 13.0),
+    ("cdc/stack", 53.0),
+    ("harness/chaos", 148.0),
+    ("harness/chaos_mixed", 132.0),
+    ("harness/e2e", 117.0),
+    ("harness/e2e_properties", 105.0),
+    ("pipe/stack", 51.0),
+    ("pytools/fresh_cache", 22.0),
+    ("relay/stack", 32.0),
     ("snowflake/fakesnow", 10.0),
     ("stack/bad_input", 1.0),
-    ("stack/containers", 70.0),
-    ("stack/native", 38.0),
+    ("stack/containers", 78.0),
+    ("stack/native", 35.0),
     ("testkit/fakesnow", 3.0),
-    ("xtask/containers", 32.0),
-    ("xtask/load_cli", 95.0),
+    ("xtask/containers", 31.0),
+    ("xtask/load_cli", 84.0),
     ("xtask/sql_cli", 4.0),
     ("xtask/stack_cli", 1.0),
 ];

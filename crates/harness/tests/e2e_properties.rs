@@ -1,11 +1,12 @@
 //! Small random scenarios (revisions, late events, duplicates, poison, overlap with the
 //! history, either file format) and the shipped dirty scenario through the real components on a
 //! scratch native stack: the marts always equal the oracle. A stack of its own, so it runs
-//! beside `e2e.rs`.
+//! beside `e2e.rs`. The publisher's own test (`publish/`) shares the stack.
 //!
 //! The component binaries are the ones `cargo test --workspace` builds beside this test.
 
 mod common;
+mod publish;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! warehouse: `dbt run`, `dbt test`, `dbt build` and `dbt source freshness` in one Python process
 //! (`infra/dbt/invoke.py`), each summarised from dbt's own `run_results.json` / `sources.json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::dbt_worker::{self, Request, WorkerFailure, WorkerSpec};
@@ -187,20 +187,28 @@ impl Dbt {
         })
     }
 
-    /// Runs `commands` in order in a dbt process kept for this project, folder and warehouse
-    /// (see `dbt_worker` and `infra/dbt/invoke.py`), which imports dbt and parses the project
-    /// once, not on every call; every command runs whatever the previous one found, and each is
-    /// summarised from its own results file.
-    pub async fn invoke(&self, commands: &[DbtCommand]) -> Result<Vec<DbtReport>, DbtError> {
+    /// Starts this warehouse's dbt process, if none runs, and has it parse the project in the
+    /// background, so that `invoke` later finds dbt imported and the manifest parsed (8 s on a
+    /// 2-core machine, hidden behind a run's stream). Errors surface at `invoke`.
+    pub fn prepare(&self) {
+        let summary_file = self.config.work_dir.join("prepare-summary.json");
+        let log = self.config.work_dir.join("logs").join("prepare.log");
+        if let Ok(call) = self.request(&[], &summary_file, &log) {
+            drop(tokio::task::spawn_blocking(call));
+        }
+    }
+
+    /// A blocking call that sends `commands` to this warehouse's dbt process.
+    fn request(
+        &self,
+        commands: &[&str],
+        summary_file: &Path,
+        log: &Path,
+    ) -> Result<impl FnOnce() -> Result<(), WorkerFailure> + Send + 'static, DbtError> {
         let target_path = self.config.work_dir.join("target");
         let log_dir = self.config.work_dir.join("logs");
         std::fs::create_dir_all(&log_dir)
             .map_err(io_err(format!("creating {}", log_dir.display())))?;
-        let names: Vec<&str> = commands.iter().map(|c| c.as_str()).collect();
-        let log = log_dir.join(format!("{}.log", names.join("-").replace(' ', "-")));
-        let summary_file = self.config.work_dir.join("invoke-summary.json");
-        let _ = std::fs::remove_file(&summary_file);
-        let _ = std::fs::remove_file(&log);
         let vars = format!("{{supply_constrained: {}}}", self.config.supply_constrained);
         let mut env = vec![
             ("SLUICE_DBT_TARGET", self.config.target.to_owned()),
@@ -215,28 +223,41 @@ impl Dbt {
             env,
             log: log_dir.join("worker.log"),
         };
-        let answered = {
-            let (summary_file, log) = (summary_file.clone(), log.clone());
-            let project_dir = self.config.project_dir.clone();
-            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-            tokio::task::spawn_blocking(move || {
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                dbt_worker::call(
-                    &spec,
-                    &Request {
-                        project_dir: &project_dir,
-                        target_path: &target_path,
-                        log_dir: &log_dir,
-                        commands: &names,
-                        vars: &vars,
-                        summary: &summary_file,
-                        log: &log,
-                    },
-                )
-            })
+        let (summary_file, log) = (summary_file.to_owned(), log.to_owned());
+        let project_dir = self.config.project_dir.clone();
+        let names: Vec<String> = commands.iter().map(|n| (*n).to_owned()).collect();
+        Ok(move || {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            dbt_worker::call(
+                &spec,
+                &Request {
+                    project_dir: &project_dir,
+                    target_path: &target_path,
+                    log_dir: &log_dir,
+                    commands: &names,
+                    vars: &vars,
+                    summary: &summary_file,
+                    log: &log,
+                },
+            )
+        })
+    }
+
+    /// Runs `commands` in order in a dbt process kept for this project, folder and warehouse
+    /// (see `dbt_worker` and `infra/dbt/invoke.py`), which imports dbt and parses the project
+    /// once, not on every call; every command runs whatever the previous one found, and each is
+    /// summarised from its own results file.
+    pub async fn invoke(&self, commands: &[DbtCommand]) -> Result<Vec<DbtReport>, DbtError> {
+        let log_dir = self.config.work_dir.join("logs");
+        let names: Vec<&str> = commands.iter().map(|c| c.as_str()).collect();
+        let log = log_dir.join(format!("{}.log", names.join("-").replace(' ', "-")));
+        let summary_file = self.config.work_dir.join("invoke-summary.json");
+        let _ = std::fs::remove_file(&summary_file);
+        let _ = std::fs::remove_file(&log);
+        let call = self.request(&names, &summary_file, &log)?;
+        let answered = tokio::task::spawn_blocking(call)
             .await
-            .expect("the dbt request does not panic")
-        };
+            .expect("the dbt request does not panic");
         let status = match answered {
             Ok(()) => None,
             Err(WorkerFailure::Start(e)) => {

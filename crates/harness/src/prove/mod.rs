@@ -280,6 +280,13 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
         .iter()
         .map(|id| format!("the generator produced event {id} with two payloads"))
         .collect();
+    // dbt imports itself and parses the project while the events flow.
+    let dbt = Dbt::new(DbtConfig::for_stack(
+        &session.state,
+        dbt::work_dir(&session.state),
+        scenario.supply.constrained,
+    ))?;
+    dbt.prepare();
     clock.lap("reset");
 
     let setup = Setup {
@@ -370,6 +377,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
     if report.stuck.is_none() {
         prove(
             &session,
+            &dbt,
             config,
             &expected,
             &mut report,
@@ -387,6 +395,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
 /// distinct events against the run's.
 async fn prove(
     session: &Session,
+    dbt: &Dbt,
     config: &RunConfig,
     expected: &Expected,
     report: &mut RunReport,
@@ -396,12 +405,6 @@ async fn prove(
     // Not `dbt build`: a failed test would skip the marts downstream, and the diff is what says
     // which rows are wrong.
     progress.step(&config.dbt.describe());
-    let state = &session.state;
-    let dbt = Dbt::new(DbtConfig::for_stack(
-        state,
-        dbt::work_dir(state),
-        config.scenario.supply.constrained,
-    ))?;
     let dbt_reports = dbt.invoke(config.dbt.commands()).await?;
     for r in &dbt_reports {
         progress.step(r.to_string().trim_end());

@@ -1,5 +1,6 @@
-//! Publishing a scenario to a real RabbitMQ (scratch native stack): every body arrives in its
-//! source's queue with the documented properties, paced at the scenario's rate.
+//! Publishing a scenario to a real RabbitMQ: every body arrives in its source's queue with the
+//! documented properties, paced at the scenario's rate. A module of `e2e_properties.rs`, on its
+//! scratch stack (one stack less to start), alone on it while it reads the queues.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 use harness::rig::publish::{Pacing, PublishConfig, publish};
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use stack::scratch::ScratchStack;
+
+use crate::common::RUNS;
 
 const SCENARIO: &str = r#"
 name = "publish-test"
@@ -25,6 +28,8 @@ poison_ratio = 0.02
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_arrives_in_its_queues_with_ids_and_keys_at_its_rate() {
     let stack = ScratchStack::shared().await;
+    // No components run meanwhile: they would take the bodies this test reads back.
+    let _one = RUNS.lock().await;
     let scenario = synth::Scenario::parse("publish-test.toml", SCENARIO).unwrap();
     let emissions: Vec<synth::Emission> = synth::Generator::new(&scenario, None).stream().collect();
     let config = PublishConfig::new(stack.state.rabbitmq.amqp_url.clone());
