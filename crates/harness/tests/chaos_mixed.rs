@@ -74,12 +74,14 @@ duration = "2s"
 }
 
 /// Random schedules (Jepsen's staggered mix of every kind) over a small scenario: nothing is
-/// ever lost. A failing case prints its schedule, to replay with `--chaos FILE`.
+/// ever lost. A failing case prints its schedule, to replay with `--chaos FILE`. Seed 2 draws a
+/// relay kill and a batcher pause, seed 4 a crash after a put, duplicate notices and a broker
+/// outage: five kinds between them (the broker restart has its own run in `chaos.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_fault_schedules_never_lose_an_event() {
     let stack = ScratchStack::shared().await;
     let _one = RUNS.lock().await;
-    for seed in [3u64, 29] {
+    for seed in [2u64, 4] {
         let base = scenario(&format!("random-{seed}"), 24, 80, "");
         let specs = synth::chaos::random(
             base.duration.expect("a duration").get(),

@@ -380,7 +380,8 @@ pub fn resolve(specs: &[FaultSpec], stream: Duration) -> Result<Vec<Fault>, (Str
     Ok(faults)
 }
 
-/// Jepsen's staggered mix: one fault every 6 to 10 s, each kind in turn then at random, a
+/// Jepsen's staggered mix: one fault every 6 to 10 s, each kind in turn (from a kind the seed
+/// draws, so that short runs of different seeds meet different kinds) then at random, a
 /// target and a duration (2 to 4 s) drawn for it, none in the first 3 s or the last 5 s. Same
 /// seed, same schedule; print it with [`to_toml`] to replay it with `--chaos FILE`. Faults on
 /// components only hit those in `running` (the cdc runs only with an `[oltp]` workload).
@@ -394,10 +395,11 @@ pub fn random(stream: Duration, seed: u64, running: &[crate::Component]) -> Vec<
         OutageMode::Blackhole,
         OutageMode::Latency,
     ];
+    let first = rng.random_range(0..FaultKind::ALL.len());
     let mut n = 0usize;
     loop {
         let kind = if n < FaultKind::ALL.len() {
-            FaultKind::ALL[n]
+            FaultKind::ALL[(first + n) % FaultKind::ALL.len()]
         } else {
             FaultKind::ALL[rng.random_range(0..FaultKind::ALL.len())]
         };
@@ -521,6 +523,17 @@ mod tests {
         let faults = resolve(&[s], Duration::from_secs(60)).unwrap();
         let starts: Vec<u64> = faults.iter().map(|f| f.start.as_secs()).collect();
         assert_eq!(starts, [5, 15, 25]);
+    }
+
+    /// A short run has room for two or three faults: were every seed to start at the same kind,
+    /// short runs would never meet the others.
+    #[test]
+    fn short_random_schedules_of_different_seeds_start_at_every_kind() {
+        let pipeline = &crate::Component::PIPELINE;
+        let firsts: std::collections::HashSet<FaultKind> = (0..60)
+            .map(|seed| random(Duration::from_secs(24), seed, pipeline)[0].kind)
+            .collect();
+        assert_eq!(firsts.len(), FaultKind::ALL.len(), "{firsts:?}");
     }
 
     #[test]
