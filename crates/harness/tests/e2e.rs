@@ -87,6 +87,22 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
         );
     }
     assert!(diff.to_string().contains("changed    card-"), "{diff}");
+
+    // The mutant's folder with its rule put back, built by the dbt process that built the
+    // mutant: that process must parse the project again (a file changed), not reuse the
+    // mutant's manifest, and the marts equal the oracle again.
+    let dir = stack.state.dir.join("dbt-earliest-wins");
+    let path = dir.join("macros/latest_per_key.sql");
+    let sql = std::fs::read_to_string(&path).unwrap();
+    let earliest = "order by occurred_at asc, produced_at asc, event_id asc";
+    assert!(sql.contains(earliest), "{sql}");
+    std::fs::write(&path, sql.replace(earliest, LATEST_WINS)).unwrap();
+    build_project(&stack, "dbt-earliest-wins", dir).await;
+    let actual = harness::rig::warehouse::read_marts(&warehouse(&stack).await)
+        .await
+        .unwrap();
+    let diff = diff_marts(marts, &actual);
+    assert!(diff.is_match(), "the rule put back, in place:\n{diff}");
 }
 
 /// The latest-per-key rule of infra/dbt/macros/latest_per_key.sql.
@@ -102,6 +118,11 @@ async fn build_mutant(stack: &ScratchStack, name: &str, macro_file: &str, from: 
     let sql = std::fs::read_to_string(&path).unwrap();
     assert!(sql.contains(from), "the rule moved: {sql}");
     std::fs::write(&path, sql.replace(from, to)).unwrap();
+    build_project(stack, name, dir).await;
+}
+
+/// `dbt run` of the project in `dir` on the stack's warehouse (dbt's folders in `<name>-work`).
+async fn build_project(stack: &ScratchStack, name: &str, dir: PathBuf) {
     let mut dbt_config = DbtConfig::for_stack(
         &stack.state,
         stack.state.dir.join(format!("{name}-work")),
@@ -110,7 +131,11 @@ async fn build_mutant(stack: &ScratchStack, name: &str, macro_file: &str, from: 
     dbt_config.project_dir = dir;
     let dbt = Dbt::new(dbt_config).unwrap();
     let reports = dbt.invoke(&[DbtCommand::Run]).await.unwrap();
-    assert!(reports[0].ok(), "the mutant models build:\n{}", reports[0]);
+    assert!(
+        reports[0].ok(),
+        "the models of {name} build:\n{}",
+        reports[0]
+    );
 }
 
 async fn warehouse(stack: &ScratchStack) -> snowflake::Client {
