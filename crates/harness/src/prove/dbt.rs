@@ -260,7 +260,7 @@ impl Dbt {
             .expect("the dbt request does not panic");
         let status = match answered {
             Ok(()) => None,
-            Err(WorkerFailure::Start(e)) => {
+            Err(WorkerFailure::Io(e)) => {
                 return Err(DbtError::Io {
                     context: format!(
                         "running {} infra/dbt/invoke.py --serve",

@@ -44,12 +44,10 @@ pub(crate) struct Request<'a> {
 /// Why a request got no answer.
 #[derive(Debug)]
 pub(crate) enum WorkerFailure {
-    Start(std::io::Error),
+    /// Starting the worker, or waiting for the one that died, failed.
+    Io(std::io::Error),
     /// The worker exited (or was killed after a garbled answer); its stderr is in `log`.
-    Died {
-        status: ExitStatus,
-        log: PathBuf,
-    },
+    Died { status: ExitStatus, log: PathBuf },
 }
 
 struct Worker {
@@ -78,8 +76,14 @@ static WORKERS: Mutex<Vec<(WorkerSpec, Slot)>> = Mutex::new(Vec::new());
 pub(crate) fn call(spec: &WorkerSpec, request: &Request<'_>) -> Result<(), WorkerFailure> {
     let slot = slot_for(spec);
     let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    // A kept worker that exited while idle is replaced, so its death fails no request.
+    if let Some(idle) = guard.as_mut()
+        && !matches!(idle.child.try_wait(), Ok(None))
+    {
+        *guard = None;
+    }
     if guard.is_none() {
-        *guard = Some(start(spec).map_err(WorkerFailure::Start)?);
+        *guard = Some(start(spec).map_err(WorkerFailure::Io)?);
     }
     let worker = guard.as_mut().expect("started above");
     let line = serde_json::json!({
@@ -99,7 +103,7 @@ pub(crate) fn call(spec: &WorkerSpec, request: &Request<'_>) -> Result<(), Worke
         _ => {
             let mut dead = guard.take().expect("present");
             let _ = dead.child.kill();
-            let status = dead.child.wait().map_err(WorkerFailure::Start)?;
+            let status = dead.child.wait().map_err(WorkerFailure::Io)?;
             Err(WorkerFailure::Died {
                 status,
                 log: dead.log.clone(),
@@ -148,4 +152,42 @@ fn start(spec: &WorkerSpec) -> std::io::Result<Worker> {
         stdout,
         log: spec.log.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in worker that answers one request, then exits (a dbt process that died idle).
+    fn one_shot_worker(dir: &Path) -> WorkerSpec {
+        let script = dir.join("one-shot.sh");
+        std::fs::write(&script, "read line\necho '{\"done\": \"x\"}'\n").unwrap();
+        WorkerSpec {
+            python: PathBuf::from("/bin/sh"),
+            script,
+            env: vec![("SLUICE_TEST_WORKER", dir.display().to_string())],
+            log: dir.join("worker.log"),
+        }
+    }
+
+    #[test]
+    fn a_worker_that_died_idle_is_replaced_and_fails_no_request() {
+        let dir = std::env::temp_dir().join(format!("sluice-dbt-worker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = one_shot_worker(&dir);
+        let log = dir.join("request.log");
+        let request = Request {
+            project_dir: &dir,
+            target_path: &dir,
+            log_dir: &dir,
+            commands: &["run"],
+            vars: "{}",
+            summary: &dir.join("summary.json"),
+            log: &log,
+        };
+        call(&spec, &request).expect("the first request is answered");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        call(&spec, &request).expect("a new worker answers the second");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
