@@ -151,6 +151,23 @@ async fn up_every_service_answers_then_down_leaves_nothing() {
         .map(|(_, p)| p.clone())
         .collect();
     assert_eq!(processes.len(), 5, "four services and epmd");
+    for (name, p) in state.processes() {
+        let listening = listening_sockets(p.pid);
+        assert!(
+            !listening.is_empty(),
+            "{name} (pid {}) listens nowhere; the check reads the wrong sockets",
+            p.pid
+        );
+        for (addr, port) in listening {
+            // epmd adds ::1 to the address it is given; loopback either way.
+            assert!(
+                addr == "0100007F" || addr == "00000000000000000000000001000000",
+                "{name} (pid {}) listens on {addr}:{port} (hex, as /proc/net/tcp shows it), not \
+                 on loopback",
+                p.pid
+            );
+        }
+    }
     let ports: Vec<u16> = [
         &state.rabbitmq.amqp_url,
         &state.postgres.url,
@@ -210,6 +227,69 @@ async fn up_every_service_answers_then_down_leaves_nothing() {
         Err(stack::StackError::State(stack::StateError::NotFound { .. }))
     ));
     std::fs::remove_dir_all(&root).ok();
+}
+
+/// `pid` and every process below it.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let child: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // After the command's closing parenthesis: state, then the parent's pid.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, ppid))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// The local addresses (hex as /proc/net/tcp{,6} print them) and ports of every TCP socket
+/// `pid` or a process below it listens on.
+fn listening_sockets(pid: u32) -> Vec<(String, u16)> {
+    let mut inodes: Vec<String> = Vec::new();
+    for p in process_tree(pid) {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fd")) else {
+            continue;
+        };
+        inodes.extend(
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                }),
+        );
+    }
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table).unwrap().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // f[1] local address:port, f[3] state (0A = LISTEN), f[9] inode.
+            if f[3] == "0A" && inodes.contains(&f[9].to_string()) {
+                let (addr, port) = f[1].split_once(':').unwrap();
+                out.push((addr.to_string(), u16::from_str_radix(port, 16).unwrap()));
+            }
+        }
+    }
+    out
 }
 
 /// Scratch stacks are killed, not shut down: every process is gone and the folder with it.

@@ -158,7 +158,7 @@ async fn native_up_inner(options: &UpOptions, started: &Started) -> Result<UpOut
         let venv = tokio::task::spawn_blocking(move || pytools::ensure(&tools))
             .await
             .expect("join")?;
-        let p = localstack::start(&venv, &dir, localstack_port)?;
+        let p = localstack::start(&venv, &infra, &dir, localstack_port)?;
         started.add("localstack", &p);
         readiness::wait("localstack", Some(&p), Duration::from_secs(90), || {
             readiness::localstack(&http, &localstack_endpoint)
