@@ -34,13 +34,43 @@ pub fn command() -> Command {
 /// `cargo build` of the component binaries; returns where cargo put them.
 pub fn build_components(root: &Path, release: bool) -> anyhow::Result<ComponentBinaries> {
     eprintln!("building relay, batcher, pipe and cdc...");
+    let found = build_bins(root, release, &["relay", "batcher", "pipe", "cdc"])?;
+    Ok(ComponentBinaries {
+        relay: exe(&found, "relay")?,
+        batcher: exe(&found, "batcher")?,
+        pipe: exe(&found, "pipe")?,
+        cdc: exe(&found, "cdc")?,
+    })
+}
+
+/// `cargo build` of the load generator's worker (`publisher`); returns where cargo put it.
+pub fn build_publisher(root: &Path, release: bool) -> anyhow::Result<PathBuf> {
+    eprintln!("building the publisher worker...");
+    exe(&build_bins(root, release, &["publisher"])?, "publisher")
+}
+
+fn exe(found: &[(String, PathBuf)], name: &str) -> anyhow::Result<PathBuf> {
+    found
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.clone())
+        .with_context(|| format!("cargo build did not report a `{name}` executable"))
+}
+
+/// The binaries of `packages`, by target name.
+fn build_bins(
+    root: &Path,
+    release: bool,
+    packages: &[&str],
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut cmd = crate::cargo::command();
     cmd.arg("build")
         .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .args([
-            "-p", "relay", "-p", "batcher", "-p", "pipe", "-p", "cdc", "--bins",
-        ])
+        .arg(root.join("Cargo.toml"));
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    cmd.arg("--bins")
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -66,19 +96,7 @@ pub fn build_components(root: &Path, release: bool) -> anyhow::Result<ComponentB
     }
     let status = child.wait().context("waiting for cargo build")?;
     if !status.success() {
-        bail!("building the components failed ({status})");
+        bail!("building {} failed ({status})", packages.join(", "));
     }
-    let exe = |name: &str| {
-        found
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| p.clone())
-            .with_context(|| format!("cargo build did not report a `{name}` executable"))
-    };
-    Ok(ComponentBinaries {
-        relay: exe("relay")?,
-        batcher: exe("batcher")?,
-        pipe: exe("pipe")?,
-        cdc: exe("cdc")?,
-    })
+    Ok(found)
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use harness::load::LoadConfig;
 use harness::rig::Progress;
+use harness::rig::publish::Publishers;
 use harness::rig::sampler::Sample;
 use stack::DownOptions;
 
@@ -65,9 +66,15 @@ pub struct Args {
     #[arg(long)]
     no_timing: bool,
     /// Use the relay, batcher, pipe and cdc executables in DIR instead of building them (e.g. the
-    /// ones `cargo test` built in target/debug).
+    /// ones `cargo test` built in target/debug); with --publishers above 1, the `publisher`
+    /// worker too.
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
+    /// Publish the measured runs from N worker processes (the `publisher` binary), the stream
+    /// split between them by key, one shared start; their publish-delay histograms are merged.
+    /// Their logs go to `publishers/` beside the reports.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    publishers: u32,
 }
 
 /// Interval lines on a pipe or a file (CI logs), a live bar on a terminal.
@@ -186,6 +193,21 @@ impl Args {
             }
             None => crate::cargo::build_components(&root, !self.dev)?,
         };
+        let publisher_exe = match (&self.bin_dir, self.publishers) {
+            (_, 1) => None,
+            (Some(dir), _) => {
+                let exe = dir.join("publisher");
+                anyhow::ensure!(
+                    exe.is_file(),
+                    "--publishers {}: no publisher worker at {}; build it with `cargo build -p \
+                     publisher`, or leave out --bin-dir",
+                    self.publishers,
+                    exe.display()
+                );
+                Some(exe)
+            }
+            (None, _) => Some(crate::cargo::build_publisher(&root, !self.dev)?),
+        };
         let rt = runtime()?;
         let we_started = crate::stack_args::ensure_up(
             &rt,
@@ -221,6 +243,14 @@ impl Args {
             tolerance: self.tolerance / 100.0,
             chaos,
             work_dir: out.join("components"),
+            publishers: match publisher_exe {
+                None => Publishers::InProcess,
+                Some(exe) => Publishers::Split(harness::rig::publish::Workers {
+                    exe,
+                    count: std::num::NonZeroU32::new(self.publishers).expect("1 or more"),
+                    dir: out.join("publishers"),
+                }),
+            },
         };
         let mut lines = Lines::new();
         let outcome = rt.block_on(async {

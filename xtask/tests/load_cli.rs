@@ -42,6 +42,8 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
     let _ = std::fs::remove_dir_all(&out);
     let bins = bin_dir();
     // No --out: the reports go to the run folder it prints, which must outlive the stack.
+    // Published by two worker processes, the stream split between them (the gated run below
+    // publishes from the harness itself).
     let smoke = xtask(&[
         "load-test",
         "--scenario",
@@ -51,6 +53,8 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
         "--keep",
         "--bin-dir",
         bins.to_str().unwrap(),
+        "--publishers",
+        "2",
     ]);
     let ok = smoke.status.success();
 
@@ -153,6 +157,20 @@ fn load_smoke_writes_its_reports_and_an_impossible_gate_fails_with_the_gate_code
     );
     assert_eq!(report["accounting"]["lost"], 0);
     assert_eq!(report["accounting"]["unexpected"], 0);
+    // Two workers' reports and histograms merged into the whole stream's: 300 events/s for
+    // 20 s, the delays of the 15 s after the warm-up.
+    assert_eq!(report["settings"]["publishers"], 2);
+    assert_eq!(report["publish"]["bodies"], 6000);
+    assert_eq!(report["publish"]["delay"]["count"], 4500);
+    assert!(
+        report["resources"]["mean_cpu_cores"]["publishers"].as_f64() > Some(0.0),
+        "the workers' CPU: {}",
+        report["resources"]
+    );
+    for shard in 0..2 {
+        let log = dir.join(format!("publishers/publisher-{shard}.log"));
+        assert!(log.is_file(), "{} missing", log.display());
+    }
     for hop in [
         "broker -> SQS (relay)",
         "SQS -> S3 (batcher)",

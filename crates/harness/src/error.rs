@@ -8,7 +8,7 @@ use crate::prove::dbt::DbtError;
 use crate::rig::components::ComponentError;
 use crate::rig::drain::DrainError;
 use crate::rig::oltp::{SnapshotWaitError, WorkloadError};
-use crate::rig::publish::PublishError;
+use crate::rig::publish::{PublishError, WorkersError};
 use crate::rig::queues::QueueError;
 use crate::rig::session::SessionError;
 use crate::rig::warehouse::WarehouseError;
@@ -27,6 +27,8 @@ pub enum RunError {
     Component(#[from] ComponentError),
     #[error("publishing: {0}")]
     Publish(#[from] PublishError),
+    #[error("publishing: {0}")]
+    Workers(#[from] WorkersError),
     #[error(transparent)]
     Workload(#[from] WorkloadError),
     #[error(transparent)]

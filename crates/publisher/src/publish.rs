@@ -44,6 +44,10 @@ pub struct PublishConfig {
     pub stamp_publish_time: bool,
     /// Emissions whose offset is below this are sent but their delay is not recorded.
     pub warm_up: Duration,
+    /// When the schedule's offset 0 is, microseconds since the epoch (publishers in several
+    /// processes share one); `None`: when publishing starts. A start already past counts
+    /// against the publisher: its first sends are late by that much.
+    pub start_at_us: Option<u64>,
 }
 
 impl PublishConfig {
@@ -55,6 +59,7 @@ impl PublishConfig {
             confirm_window: 2000,
             stamp_publish_time: true,
             warm_up: Duration::ZERO,
+            start_at_us: None,
         }
     }
 }
@@ -70,7 +75,7 @@ pub struct PublishProgress {
     pub events: AtomicU64,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PublishReport {
     /// Bodies published and confirmed.
     pub published: u64,
@@ -87,7 +92,7 @@ pub struct PublishReport {
     /// Sends later than intended by more than [`BEHIND`] (after the warm-up).
     pub behind: u64,
     /// Actual minus intended send time, microseconds, after the warm-up (empty when unpaced).
-    #[serde(skip)]
+    #[serde(skip, default = "new_histogram")]
     pub delay: Histogram<u64>,
     /// When the first and the last body were sent, microseconds since the epoch.
     pub first_sent_us: u64,
@@ -230,8 +235,8 @@ pub async fn publish_observed(
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(config.confirm_window);
     let mut report = PublishReport::default();
     let mut delays = DelayRecorder::new(config.warm_up);
-    let started = Instant::now();
-    report.schedule_start_us = unix_micros();
+    let (started, start_us) = schedule_start(config.start_at_us).await;
+    report.schedule_start_us = start_us;
     for emission in emissions {
         let intended = started + emission.offset;
         if config.pacing == Pacing::Scenario {
@@ -254,7 +259,7 @@ pub async fn publish_observed(
         if config.stamp_publish_time {
             let mut headers = FieldTable::default();
             headers.insert(
-                relay::PUBLISHED_AT_HEADER.into(),
+                runtime::latency::PUBLISHED_AT_HEADER.into(),
                 AMQPValue::LongLongInt(sent_us as i64),
             );
             properties = properties.with_headers(headers);
@@ -301,6 +306,22 @@ pub async fn publish_observed(
     progress(report.published);
     let _ = link.connection.close(200, "published".into()).await;
     Ok(report)
+}
+
+/// The schedule's offset 0 as an instant and in microseconds since the epoch: now, or the
+/// shared start (waited for when still ahead, placed in the past when already gone).
+async fn schedule_start(start_at_us: Option<u64>) -> (Instant, u64) {
+    let Some(at) = start_at_us else {
+        return (Instant::now(), unix_micros());
+    };
+    let now_us = unix_micros();
+    if at > now_us {
+        tokio::time::sleep(Duration::from_micros(at - now_us)).await;
+        return (Instant::now(), at);
+    }
+    let gone = Duration::from_micros(now_us - at);
+    let now = Instant::now();
+    (now.checked_sub(gone).unwrap_or(now), at)
 }
 
 /// One body as published, kept until the broker confirms it, to publish again should the

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::units::Span;
 
 /// How the rate varies over the run, as a factor on each source's base rate.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Shape {
     /// The base rate throughout.
@@ -35,7 +35,7 @@ pub enum Shape {
 }
 
 /// A positive, finite multiplier of the base rate.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, PartialOrd)]
 #[serde(try_from = "f64")]
 pub struct Factor(f64);
 

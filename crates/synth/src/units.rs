@@ -4,12 +4,18 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A size in bytes, written like `256MiB`, `1.5GiB`, `500MB` or `4096`.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(try_from = "String")]
 pub struct Bytes(pub u64);
+
+impl serde::Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
 
 impl TryFrom<String> for Bytes {
     type Error = String;
@@ -50,7 +56,7 @@ impl fmt::Display for Bytes {
 }
 
 /// A rate in events per second: finite and greater than zero.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, PartialOrd)]
 #[serde(try_from = "f64")]
 pub struct Rate(pub(crate) f64);
 
@@ -77,7 +83,7 @@ impl TryFrom<f64> for Rate {
 }
 
 /// A share in [0, 1].
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, PartialOrd)]
 #[serde(try_from = "f64")]
 pub struct Ratio(pub(crate) f64);
 

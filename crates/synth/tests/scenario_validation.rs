@@ -438,3 +438,30 @@ fn a_fault_on_the_cdc_needs_a_workload_for_it_to_capture() {
     let with_workload = format!("{}{fault}", with("oltp", "transactions = 5"));
     assert!(Scenario::parse("ok.toml", &with_workload).is_ok());
 }
+
+/// A scenario written out and read back is the same scenario, and so the same stream, for every
+/// shipped file and for the changes the load test makes to one (rates scaled by an awkward
+/// factor, a later start, a count beside the duration): publisher workers get theirs so.
+#[test]
+fn every_scenario_reads_back_equal_from_its_toml() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let shipped = Scenario::load(&path).unwrap();
+        let mut changed = shipped.with_rates_scaled(1.0 / 3.0);
+        changed.start += chrono::Duration::days(3) + chrono::Duration::microseconds(7);
+        changed.max_events = Some(1234);
+        for scenario in [shipped, changed] {
+            let text = scenario.to_toml();
+            let back = Scenario::parse(&path, &text)
+                .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+            assert_eq!(back, scenario, "{}:\n{text}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 10, "{seen} scenarios");
+}

@@ -35,7 +35,7 @@ use crate::error::{RunError, io_err};
 use crate::rig::chaos::nemesis::FaultRecord;
 use crate::rig::components::{ComponentBinaries, ComponentMetrics, ComponentOptions};
 use crate::rig::drain::Hop;
-use crate::rig::publish::{Pacing, PublishProgress, PublishReport};
+use crate::rig::publish::{Pacing, PublishProgress, PublishReport, Publishers};
 use crate::rig::sampler::{Sample, Sampler};
 use crate::rig::session::Session;
 use crate::rig::{Clock, Outcome, Progress, Rig, Round, Seen, Setup, Stage, Watch};
@@ -76,6 +76,8 @@ pub struct LoadConfig {
     /// The components' logs, metrics and the pipe's load log (beside the reports, outside the
     /// stack's folder, so they outlive the stack).
     pub work_dir: PathBuf,
+    /// Who publishes the measured runs' streams (the baselines publish from this process).
+    pub publishers: Publishers,
 }
 
 /// One measured run (a repeat, or a step of the search).
@@ -166,6 +168,7 @@ pub async fn run(
             ..ComponentOptions::default()
         },
         build: Some(&config.profile),
+        publishers: config.publishers.clone(),
     };
     let mut history_ids = HashSet::new();
     let mut generator = Generator::new(&scenario, Some(seed));
@@ -428,6 +431,10 @@ fn assemble(
             profile: config.profile.clone(),
             timing: config.timing,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            publishers: match &config.publishers {
+                Publishers::InProcess => 1,
+                Publishers::Split(w) => w.count.get(),
+            },
         },
         baselines,
         rates: measured_rates,

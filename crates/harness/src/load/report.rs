@@ -73,6 +73,13 @@ pub struct Settings {
     /// Per-event timing (publish-time stamps, hop histograms) on.
     pub timing: bool,
     pub cpus: usize,
+    /// Processes the stream was published from (1: the harness itself).
+    #[serde(default = "one")]
+    pub publishers: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Events per second in the measured window (after the warm-up, until the last publish).
@@ -237,10 +244,12 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "{} events/s offered for {:.0} s ({:.0} s warm-up), pack {}, batch {} / {} ms, {}, {} build, {} CPUs; started {}.\n",
+            "{} events/s offered for {:.0} s ({:.0} s warm-up) from {} publisher process{}, pack {}, batch {} / {} ms, {}, {} build, {} CPUs; started {}.\n",
             fmt_rate(s.offered_rate),
             s.duration_s,
             s.warm_up_s,
+            s.publishers,
+            if s.publishers == 1 { "" } else { "es" },
             s.pack,
             s.batch_size,
             s.batch_window_ms,

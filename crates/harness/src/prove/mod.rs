@@ -297,6 +297,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
         chaos: &config.chaos,
         options: ComponentOptions::default(),
         build: None,
+        publishers: Default::default(),
     };
     let snapshot_id = format!("e2e-{}-{seed}", scenario.name);
     let (mut rig, (history_report, snapshot_report)) = Box::pin(Rig::prepare(

@@ -5,14 +5,24 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// One process tree to watch.
+/// One process, tree or group of processes to watch.
 #[derive(Clone, Debug)]
 pub struct Watched {
     pub name: String,
     pub pid: u32,
-    /// The process and all its descendants (a service), or the process alone (the harness,
-    /// whose children are the components, watched on their own).
-    pub tree: bool,
+    pub scope: Scope,
+}
+
+/// Which processes a [`Watched`] name stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The process alone (the harness, whose children are watched on their own).
+    Process,
+    /// The process and all its descendants (a service, a component).
+    Tree,
+    /// The process's children running the executable named so (the publisher workers, which
+    /// come and go with each run).
+    Children(&'static str),
 }
 
 /// CPU (cores) and resident memory (bytes) of each watched tree at one sample.
@@ -66,6 +76,12 @@ fn tree(root: u32, table: &[(u32, u32, u64, u64)]) -> Vec<usize> {
     out
 }
 
+/// The executable name the kernel keeps for `pid` (at most 15 bytes).
+fn comm(pid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim_end().to_owned())
+}
+
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -88,14 +104,16 @@ impl Observer {
         let page = page_size();
         let mut out = HashMap::new();
         for w in watched {
-            let members = if w.tree {
-                tree(w.pid, &table)
-            } else {
-                table
+            let members: Vec<usize> = match w.scope {
+                Scope::Tree => tree(w.pid, &table),
+                Scope::Process => table
                     .iter()
                     .position(|(pid, ..)| *pid == w.pid)
                     .into_iter()
-                    .collect()
+                    .collect(),
+                Scope::Children(exe) => (0..table.len())
+                    .filter(|i| table[*i].1 == w.pid && comm(table[*i].0).as_deref() == Some(exe))
+                    .collect(),
             };
             if members.is_empty() {
                 continue;
@@ -133,23 +151,36 @@ mod tests {
         let me = Watched {
             name: "me".into(),
             pid: std::process::id(),
-            tree: true,
+            scope: Scope::Tree,
+        };
+        let shells = Watched {
+            name: "shells".into(),
+            pid: std::process::id(),
+            scope: Scope::Children("sh"),
+        };
+        let cats = Watched {
+            name: "cats".into(),
+            pid: std::process::id(),
+            scope: Scope::Children("cat"),
         };
         let mut observer = Observer::default();
-        let first = observer.sample(std::slice::from_ref(&me));
+        let first = observer.sample(&[me.clone(), shells.clone(), cats.clone()]);
         assert!(first["me"].rss_bytes > 1 << 20, "{first:?}");
+        assert!(first["shells"].rss_bytes > 0, "{first:?}");
+        assert!(!first.contains_key("cats"), "no cat runs: {first:?}");
         std::thread::sleep(std::time::Duration::from_millis(500));
-        let second = observer.sample(std::slice::from_ref(&me));
+        let second = observer.sample(&[me, shells]);
         child.kill().ok();
         child.wait().ok();
         assert!(
             second["me"].cpu_cores > 0.0,
             "the shell loop's CPU counts for its parent's tree: {second:?}"
         );
+        assert!(second["shells"].cpu_cores > 0.0, "{second:?}");
         let gone = Watched {
             name: "gone".into(),
             pid: u32::MAX - 1,
-            tree: true,
+            scope: Scope::Tree,
         };
         assert!(observer.sample(&[gone]).is_empty());
     }

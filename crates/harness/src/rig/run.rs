@@ -25,7 +25,8 @@ use crate::rig::drain::{Drained, Expect, Observed, drain};
 use crate::rig::oltp::{Applied, Driver, wait_for_snapshot};
 use crate::rig::progress::{Clock, Progress};
 use crate::rig::publish::{
-    Pacing, PublishConfig, PublishProgress, PublishReport, publish_observed,
+    Pacing, PublishConfig, PublishProgress, PublishReport, Publishers, publish_observed,
+    publish_split,
 };
 use crate::rig::queues::Queues;
 use crate::rig::session::{Session, SessionError};
@@ -43,6 +44,7 @@ pub struct Setup<'a> {
     pub options: ComponentOptions,
     /// How the components were built (`release`), when the start line should say it.
     pub build: Option<&'a str>,
+    pub publishers: Publishers,
 }
 
 /// A stack with the history backfilled and the components running.
@@ -55,6 +57,7 @@ pub struct Rig {
     workload: Option<(Workload, Driver)>,
     /// The cdc's initial snapshot: rows read, and how long until it was recorded.
     pub snapshot: Option<(i64, Duration)>,
+    publishers: Publishers,
 }
 
 /// One stream through the running components.
@@ -221,6 +224,7 @@ impl Rig {
             proxies,
             workload,
             snapshot,
+            publishers: setup.publishers.clone(),
         };
         Ok((rig, backfilled))
     }
@@ -269,16 +273,42 @@ impl Rig {
         let mut last_line = Instant::now();
         let mut say = |line: &str| progress.borrow_mut().step(line);
         let applying = apply(workload.as_mut(), started, &progress);
+        let publishers = self.publishers.clone();
+        let on_progress = |n| {
+            if last_line.elapsed() >= Duration::from_secs(2) {
+                last_line = Instant::now();
+                progress
+                    .borrow_mut()
+                    .detail(&format!("  published {n}/{total}"));
+            }
+        };
+        let publishing = async {
+            match &publishers {
+                Publishers::InProcess => {
+                    publish_observed(&publish_config, generator.stream(), &observed, on_progress)
+                        .await
+                        .map_err(RunError::from)
+                }
+                Publishers::Split(workers) => {
+                    let report = publish_split(
+                        workers,
+                        &publish_config,
+                        round.scenario,
+                        round.seed,
+                        &observed,
+                        on_progress,
+                    )
+                    .await?;
+                    // The workers generated the stream; the run's expectations come from the
+                    // same stream generated here.
+                    generator.stream().for_each(drop);
+                    Ok(report)
+                }
+            }
+        };
         let streaming = async {
             tokio::join!(
-                publish_observed(&publish_config, generator.stream(), &observed, |n| {
-                    if last_line.elapsed() >= Duration::from_secs(2) {
-                        last_line = Instant::now();
-                        progress
-                            .borrow_mut()
-                            .detail(&format!("  published {n}/{total}"));
-                    }
-                }),
+                publishing,
                 nemesis::run(
                     round.chaos,
                     started,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use stack::State;
 
 use crate::rig::components::{Component, MetricsReader};
-use crate::rig::procfs::{Observer, Usage, Watched};
+use crate::rig::procfs::{Observer, Scope, Usage, Watched};
 use crate::rig::publish::PublishProgress;
 use crate::rig::queues::Queues;
 
@@ -77,15 +77,21 @@ impl Sampler {
                 watched.push(Watched {
                     name: name.into(),
                     pid: p.pid,
-                    tree: true,
+                    scope: Scope::Tree,
                 });
             }
         }
-        // The load generator itself (publisher, consumers of the baselines, this sampler).
+        // The load generator itself (publisher, consumers of the baselines, this sampler), and
+        // its publisher workers when the stream is split across processes.
         watched.push(Watched {
             name: "harness".into(),
             pid: std::process::id(),
-            tree: false,
+            scope: Scope::Process,
+        });
+        watched.push(Watched {
+            name: "publishers".into(),
+            pid: std::process::id(),
+            scope: Scope::Children("publisher"),
         });
         Self {
             http: reqwest::Client::builder()
@@ -120,7 +126,7 @@ impl Sampler {
             self.watched.push(Watched {
                 name: component.name().into(),
                 pid: *pid,
-                tree: true,
+                scope: Scope::Tree,
             });
         }
     }

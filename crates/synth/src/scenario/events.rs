@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::units::{Rate, Ratio, Span};
 
 /// Events per second of each source at shape factor 1.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Rates {
     pub cards: Rate,
@@ -22,7 +22,7 @@ impl Rates {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {
     /// Share of stream events delivered a second time, identical (same id, same payload).
@@ -42,7 +42,7 @@ pub struct Faults {
 /// Shares of each source's slots (history and stream) that revise a recent key instead of
 /// announcing a new one. With `faults.out_of_order_ratio`, a revision can be late too, and then
 /// arrive after a revision that supersedes it.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Revisions {
     /// Card slots that re-announce a card with a new list price or name.
@@ -59,7 +59,7 @@ pub struct Revisions {
     pub batch_corrections: Ratio,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct History {
     /// Events dated before the stream start, for the PostgreSQL backfill.
@@ -79,7 +79,7 @@ impl Default for History {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Supply {
     /// Cumulative units ordered per card never exceed its cumulative good units produced.

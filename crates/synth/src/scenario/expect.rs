@@ -1,13 +1,13 @@
 //! `[expect]`: what a run must show.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Component;
 use crate::units::{Bytes, Ratio, Span};
 
 /// What a run must show. `e2e` checks the marts; `load-test` checks the gates, each failing
 /// with its name, the measured value and the limit.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// The marts must equal the oracle row for row.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rate::Shape;
 
@@ -55,7 +55,7 @@ impl ScenarioError {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -64,7 +64,11 @@ pub struct Scenario {
     /// Same seed, same events, byte for byte.
     pub seed: u64,
     /// Event time at which the stream starts; history lies before it.
-    #[serde(default = "default_start", deserialize_with = "de_timestamp")]
+    #[serde(
+        default = "default_start",
+        deserialize_with = "de_timestamp",
+        serialize_with = "ser_timestamp"
+    )]
     pub start: DateTime<Utc>,
     /// How long the stream lasts in event time. At least one of `duration` and `max_events`.
     #[serde(default)]
@@ -110,6 +114,10 @@ fn de_timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>,
         })
 }
 
+fn ser_timestamp<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
 fn default_start() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .expect("valid literal")
@@ -125,6 +133,12 @@ impl Scenario {
             source,
         })?;
         Self::parse(path, &text)
+    }
+
+    /// The scenario as scenario-file text that [`Scenario::parse`] reads back equal: how a
+    /// changed scenario (rates scaled, a later start) reaches another process.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("every scenario field has a TOML form")
     }
 
     /// Parses and validates scenario text; `path` is only used in error messages.

@@ -1,13 +1,13 @@
 //! `[oltp]`: the PostgreSQL workload the cdc captures.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::units::Rate;
 
 /// `[oltp]`: rows of `shop.customers` and `shop.order_status` before the cdc starts (its
 /// snapshot reads them), then transactions at `transactions` per second for the stream's
 /// duration, each changing 1 to `rows_per_transaction` rows, each row at most once.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Oltp {
     #[serde(default = "default_oltp_customers")]
@@ -23,7 +23,7 @@ pub struct Oltp {
 }
 
 /// How often each kind of row change is picked (relative weights).
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OltpMix {
     /// A customer signs up (INSERT).
@@ -71,7 +71,7 @@ impl OltpMix {
 }
 
 /// A relative weight: finite and at least 0.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, PartialOrd)]
 #[serde(try_from = "f64")]
 pub struct Weight(pub(crate) f64);
 

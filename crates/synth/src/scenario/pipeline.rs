@@ -3,11 +3,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::units::Span;
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FileFormat {
     #[default]
@@ -16,7 +16,7 @@ pub enum FileFormat {
 }
 
 /// How the pipeline under test is configured for this scenario.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
     /// SQS messages per batcher invocation (the event-source mapping's batch size, 1..=10000).
@@ -48,7 +48,7 @@ impl Default for Pipeline {
 }
 
 /// A pipeline component a gate can name.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Component {
     Relay,
