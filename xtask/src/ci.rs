@@ -156,9 +156,27 @@ fn steps() -> Vec<Step> {
             ),
         },
         Step {
+            name: "lint-k8s",
+            what: "the publisher's Kubernetes Job, against the project's rules for it (check-jsonschema)",
+            command: lint(
+                "check-jsonschema",
+                &[
+                    "--schemafile",
+                    "infra/k8s/publisher-job.schema.json",
+                    "infra/k8s/publisher-job.yaml",
+                ],
+            ),
+        },
+        Step {
             name: "lint-cloudformation",
-            what: "the CloudFormation template, with cfn-lint",
-            command: lint("cfn-lint", &["infra/cloudformation/pipeline.yaml"]),
+            what: "the CloudFormation templates, with cfn-lint",
+            command: lint(
+                "cfn-lint",
+                &[
+                    "infra/cloudformation/pipeline.yaml",
+                    "infra/cloudformation/publisher.yaml",
+                ],
+            ),
         },
     ]
 }

@@ -129,6 +129,8 @@ fn every_command_is_built_and_says_what_it_does() {
         "e2e-containers",
         "lambda",
         "lint-workflow",
+        "lint-k8s",
+        "lint-cloudformation",
     ] {
         assert!(steps.contains(step), "{step} missing from:\n{steps}");
     }
