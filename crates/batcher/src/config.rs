@@ -41,7 +41,7 @@ impl BatcherConfig {
             batch_size: 500,
             batch_window: Duration::from_secs(1),
             receivers: 4,
-            concurrency: 2,
+            concurrency: 16,
             fault: Fault::None,
         }
     }

@@ -8,6 +8,7 @@
 
 mod config;
 mod error;
+pub mod group;
 pub mod handler;
 #[cfg(feature = "lambda")]
 pub mod lambda;

@@ -48,8 +48,9 @@ struct Cli {
     /// Concurrent ReceiveMessage loops.
     #[arg(long, default_value_t = 8)]
     receivers: usize,
-    /// Handler invocations in flight.
-    #[arg(long, default_value_t = 2)]
+    /// Handler invocations in flight (an event-source mapping's maximum concurrency). Many at
+    /// once matter for small files: their notices and deletes share batch calls.
+    #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Inject a fault (tests): `crash-after-put` exits after the first S3 put, before SNS and
     /// before any delete.

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use events::wire::PACKING_ATTRIBUTE;
-use futures::StreamExt as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use crate::group::GroupCommit;
 use crate::handler::{Handler, Record};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
@@ -66,7 +66,7 @@ fn window_fits(batch_window: Duration, visibility_timeout: Duration) -> Result<(
     Ok(())
 }
 
-/// DeleteMessageBatch calls in flight per invocation.
+/// DeleteMessageBatch calls in flight, for all invocations together.
 const DELETES_IN_FLIGHT: usize = 8;
 
 struct Received {
@@ -103,6 +103,10 @@ pub async fn run<S: Sink + 'static>(
     drop(tx);
     tracing::info!(queue = %config.queue_url, batch_size = config.batch_size, batch_window = ?config.batch_window, "batcher polling");
 
+    let deletes = GroupCommit::spawn(10, DELETES_IN_FLIGHT, {
+        let (sqs, queue_url) = (sqs.clone(), config.queue_url.clone());
+        move |receipts| delete_batch(sqs.clone(), queue_url.clone(), receipts)
+    });
     let permits = Arc::new(Semaphore::new(config.concurrency));
     let mut invocations: JoinSet<Result<(), BatcherError>> = JoinSet::new();
     let mut batch: Vec<Received> = Vec::new();
@@ -120,7 +124,7 @@ pub async fn run<S: Sink + 'static>(
             () = sleep_until(deadline) => {
                 deadline = None;
                 let full = std::mem::take(&mut batch);
-                invoke(&mut invocations, &permits, &sqs, &config.queue_url, &handler, full).await;
+                invoke(&mut invocations, &permits, &deletes, &handler, full).await;
             }
             received = rx.recv() => {
                 let Some(received) = received else {
@@ -133,7 +137,7 @@ pub async fn run<S: Sink + 'static>(
                 if batch.len() >= config.batch_size {
                     deadline = None;
                     let full = std::mem::take(&mut batch);
-                    invoke(&mut invocations, &permits, &sqs, &config.queue_url, &handler, full).await;
+                    invoke(&mut invocations, &permits, &deletes, &handler, full).await;
                 }
             }
         }
@@ -145,15 +149,7 @@ pub async fn run<S: Sink + 'static>(
             batch.push(received);
         }
         if !batch.is_empty() {
-            invoke(
-                &mut invocations,
-                &permits,
-                &sqs,
-                &config.queue_url,
-                &handler,
-                batch,
-            )
-            .await;
+            invoke(&mut invocations, &permits, &deletes, &handler, batch).await;
         }
     }
     let mut first_error = outcome.err();
@@ -179,8 +175,7 @@ pub async fn run<S: Sink + 'static>(
 async fn invoke<S: Sink + 'static>(
     invocations: &mut JoinSet<Result<(), BatcherError>>,
     permits: &Arc<Semaphore>,
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
+    deletes: &GroupCommit<String>,
     handler: &Arc<Handler<S>>,
     batch: Vec<Received>,
 ) {
@@ -192,7 +187,7 @@ async fn invoke<S: Sink + 'static>(
         .acquire_owned()
         .await
         .expect("the semaphore is never closed");
-    let (sqs, queue_url, handler) = (sqs.clone(), queue_url.to_owned(), handler.clone());
+    let (deletes, handler) = (deletes.clone(), handler.clone());
     invocations.spawn(async move {
         let _permit = permit;
         let records: Vec<Record> = batch.iter().map(|r| r.record.clone()).collect();
@@ -206,58 +201,76 @@ async fn invoke<S: Sink + 'static>(
             .iter()
             .filter(|r| !failed.contains(r.record.message_id.as_str()))
             .collect();
-        delete(&sqs, &queue_url, &done, handler.metrics()).await;
+        delete(&deletes, &done, handler.metrics()).await;
         Ok(())
     });
 }
 
-/// Deletes processed records. A failed delete is logged, not retried forever: the record comes
-/// back after its visibility timeout and is written again (a duplicate, never a loss).
-async fn delete(sqs: &aws_sdk_sqs::Client, queue_url: &str, done: &[&Received], metrics: &Metrics) {
-    // Calls of 10 at most, several at once: one after the other, the deletes of a large batch
-    // held its invocation (and the poller's concurrency) for seconds.
-    let requests: Vec<Vec<DeleteMessageBatchRequestEntry>> = done
-        .chunks(10)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&r.receipt_handle)
-                        .build()
-                        .expect("id and receipt handle are set")
-                })
-                .collect()
+/// Deletes processed records, sharing DeleteMessageBatch calls with the other invocations in
+/// flight. A failed delete is logged, not retried forever: the record comes back after its
+/// visibility timeout and is written again (a duplicate, never a loss).
+async fn delete(deletes: &GroupCommit<String>, done: &[&Received], metrics: &Metrics) {
+    let outcomes = futures::future::join_all(
+        done.iter()
+            .map(|r| deletes.submit(r.receipt_handle.clone())),
+    )
+    .await;
+    let deleted = outcomes.iter().filter(|o| o.is_ok()).count();
+    Metrics::add(&metrics.deleted_records, deleted as u64);
+    if let Some(Err(reason)) = outcomes.iter().find(|o| o.is_err()) {
+        tracing::warn!(
+            failed = outcomes.len() - deleted,
+            reason = %reason,
+            "SQS delete refused; those records come back after the visibility timeout"
+        );
+    }
+}
+
+/// One DeleteMessageBatch; each receipt's outcome, in order.
+async fn delete_batch(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    receipts: Vec<String>,
+) -> Vec<Result<(), String>> {
+    let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
+        .iter()
+        .enumerate()
+        .map(|(i, receipt)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(receipt)
+                .build()
+                .expect("id and receipt handle are set")
         })
         .collect();
-    let calls = requests.into_iter().map(|entries| {
-        let (sqs, queue_url) = (sqs.clone(), queue_url.to_owned());
-        async move {
-            sqs.delete_message_batch()
-                .queue_url(queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-        }
-    });
-    let mut results = futures::stream::iter(calls).buffer_unordered(DELETES_IN_FLIGHT);
-    while let Some(result) = results.next().await {
-        match result {
-            Ok(out) => {
-                Metrics::add(&metrics.deleted_records, out.successful().len() as u64);
-                for f in out.failed() {
-                    tracing::warn!(
-                        code = f.code(),
-                        message = f.message().unwrap_or(""),
-                        "SQS delete refused"
-                    );
+    match sqs
+        .delete_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let mut outcomes: Vec<Result<(), String>> = vec![Ok(()); receipts.len()];
+            for f in out.failed() {
+                if let Some(slot) = f
+                    .id()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| outcomes.get_mut(i))
+                {
+                    *slot = Err(format!(
+                        "{}: {}",
+                        f.code(),
+                        f.message().unwrap_or("refused")
+                    ));
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed")
-            }
+            outcomes
+        }
+        Err(e) => {
+            let reason = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
+            vec![Err(reason); receipts.len()]
         }
     }
 }

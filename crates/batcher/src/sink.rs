@@ -2,10 +2,17 @@
 
 use std::future::Future;
 
+use aws_sdk_sns::types::PublishBatchRequestEntry;
 use rawfiles::FileFormat;
 use rawfiles::notice::{ObjectNotice, s3_event_json};
 
 use crate::BatcherError;
+use crate::group::GroupCommit;
+
+/// SNS takes at most ten messages per PublishBatch.
+const NOTICES_PER_CALL: usize = 10;
+/// PublishBatch calls at once.
+const NOTICE_CALLS_IN_FLIGHT: usize = 4;
 
 pub trait Sink: Send + Sync {
     /// Stores an object; returns its notice (bucket, key, size, ETag).
@@ -23,22 +30,84 @@ pub trait Sink: Send + Sync {
     ) -> impl Future<Output = Result<(), BatcherError>> + Send;
 }
 
+/// S3 puts, and notices published in batches: the notices of the invocations in flight share
+/// PublishBatch calls (one call and, on the topic's SQS subscription, one delivery per ten
+/// small files instead of ten).
 #[derive(Clone)]
 pub struct AwsSink {
     pub s3: aws_sdk_s3::Client,
-    pub sns: aws_sdk_sns::Client,
     pub bucket: String,
     pub topic_arn: String,
+    notices: GroupCommit<ObjectNotice>,
 }
 
 impl AwsSink {
+    /// Starts the notices' batching task: call it inside a Tokio runtime.
     pub fn new(sdk: &aws_config::SdkConfig, bucket: String, topic_arn: String) -> Self {
         let s3 = rawfiles::s3_client(sdk);
+        let sns = aws_sdk_sns::Client::new(sdk);
+        let notices = GroupCommit::spawn(NOTICES_PER_CALL, NOTICE_CALLS_IN_FLIGHT, {
+            let topic_arn = topic_arn.clone();
+            move |notices| publish_batch(sns.clone(), topic_arn.clone(), notices)
+        });
         Self {
             s3,
-            sns: aws_sdk_sns::Client::new(sdk),
             bucket,
             topic_arn,
+            notices,
+        }
+    }
+}
+
+/// One PublishBatch; each notice's outcome, in order.
+async fn publish_batch(
+    sns: aws_sdk_sns::Client,
+    topic_arn: String,
+    notices: Vec<ObjectNotice>,
+) -> Vec<Result<(), String>> {
+    let entries: Vec<PublishBatchRequestEntry> = notices
+        .iter()
+        .enumerate()
+        .map(|(i, notice)| {
+            PublishBatchRequestEntry::builder()
+                .id(i.to_string())
+                .subject("ObjectCreated")
+                .message(s3_event_json(
+                    notice,
+                    notice.event_time.unwrap_or_else(chrono::Utc::now),
+                ))
+                .build()
+                .expect("id and message are set")
+        })
+        .collect();
+    match sns
+        .publish_batch()
+        .topic_arn(&topic_arn)
+        .set_publish_batch_request_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let mut outcomes: Vec<Result<(), String>> = vec![Ok(()); notices.len()];
+            for failed in out.failed() {
+                if let Some(slot) = failed
+                    .id()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| outcomes.get_mut(i))
+                {
+                    *slot = Err(format!(
+                        "{}: {}",
+                        failed.code(),
+                        failed.message().unwrap_or("refused")
+                    ));
+                }
+            }
+            outcomes
+        }
+        Err(e) => {
+            let reason = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
+            vec![Err(reason); notices.len()]
         }
     }
 }
@@ -79,21 +148,13 @@ impl Sink for AwsSink {
     }
 
     async fn announce(&self, notice: &ObjectNotice) -> Result<(), BatcherError> {
-        self.sns
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject("ObjectCreated")
-            .message(s3_event_json(
-                notice,
-                notice.event_time.unwrap_or_else(chrono::Utc::now),
-            ))
-            .send()
+        self.notices
+            .submit(notice.clone())
             .await
-            .map_err(|e| BatcherError::Announce {
+            .map_err(|reason| BatcherError::Announce {
                 topic: self.topic_arn.clone(),
                 key: notice.key.clone(),
-                reason: aws_sdk_sns::error::DisplayErrorContext(&e).to_string(),
-            })?;
-        Ok(())
+                reason,
+            })
     }
 }
