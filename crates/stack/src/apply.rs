@@ -256,12 +256,18 @@ pub(crate) async fn rabbitmq_definitions(
     let what = path.display().to_string();
     let response = crate::readiness::http_client()
         .post(format!("{management_url}/api/definitions"))
+        // Importing declares the quorum queues: on a loaded machine (CI runs two stacks at
+        // once) that took longer than the client's 5 s.
+        .timeout(std::time::Duration::from_secs(60))
         .basic_auth(user, Some(password))
         .header("content-type", "application/json")
         .body(body)
         .send()
         .await
-        .map_err(|e| apply_err(&what)(e.to_string()))?;
+        .map_err(|e| {
+            let cause = std::error::Error::source(&e).map_or(String::new(), |c| format!(": {c}"));
+            apply_err(&what)(format!("{e}{cause}"))
+        })?;
     if response.status().is_success() {
         Ok(())
     } else {
