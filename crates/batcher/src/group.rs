@@ -65,6 +65,26 @@ impl<T: Send + 'static> GroupCommit<T> {
     }
 }
 
+/// Each of `n` items' outcome from a batch call's answer: every item fails with the call's error,
+/// or only the entries the answer lists as failed (their ids are their indices in the call).
+pub fn outcomes(
+    n: usize,
+    answer: Result<Vec<(String, String)>, String>,
+) -> Vec<Result<(), String>> {
+    match answer {
+        Ok(failed) => {
+            let mut outcomes = vec![Ok(()); n];
+            for (id, reason) in failed {
+                if let Some(slot) = id.parse::<usize>().ok().and_then(|i| outcomes.get_mut(i)) {
+                    *slot = Err(reason);
+                }
+            }
+            outcomes
+        }
+        Err(reason) => vec![Err(reason); n],
+    }
+}
+
 impl<T> Clone for GroupCommit<T> {
     fn clone(&self) -> Self {
         Self {
@@ -78,6 +98,24 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
     use std::time::Duration;
+
+    /// The entries a batch call lists as failed fail alone, by their index; a failed call fails
+    /// every entry; an id that names no entry changes nothing.
+    #[test]
+    fn a_batch_answer_fails_exactly_the_entries_it_names() {
+        let failed = vec![
+            ("2".to_owned(), "InternalError: busy".to_owned()),
+            ("9".to_owned(), "no such entry".to_owned()),
+        ];
+        assert_eq!(
+            outcomes(3, Ok(failed)),
+            [Ok(()), Ok(()), Err("InternalError: busy".to_owned())]
+        );
+        assert_eq!(
+            outcomes(2, Err("timed out".into())),
+            [Err("timed out".to_owned()), Err("timed out".to_owned())]
+        );
+    }
 
     /// 40 callers at once against calls that take 20 ms, two at a time: they share calls of up
     /// to ten, each gets its own item's outcome (item 7's failure reaches caller 7 only), and a

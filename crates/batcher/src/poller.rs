@@ -243,36 +243,23 @@ async fn delete_batch(
                 .expect("id and receipt handle are set")
         })
         .collect();
-    match sqs
+    let answer = sqs
         .delete_message_batch()
         .queue_url(queue_url)
         .set_entries(Some(entries))
         .send()
         .await
-    {
-        Ok(out) => {
-            let mut outcomes: Vec<Result<(), String>> = vec![Ok(()); receipts.len()];
-            for f in out.failed() {
-                if let Some(slot) = f
-                    .id()
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| outcomes.get_mut(i))
-                {
-                    *slot = Err(format!(
-                        "{}: {}",
-                        f.code(),
-                        f.message().unwrap_or("refused")
-                    ));
-                }
-            }
-            outcomes
-        }
-        Err(e) => {
-            let reason = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
-            vec![Err(reason); receipts.len()]
-        }
-    }
+        .map(|out| {
+            out.failed()
+                .iter()
+                .map(|f| {
+                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or("refused"));
+                    (f.id().to_owned(), reason)
+                })
+                .collect()
+        })
+        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string());
+    crate::group::outcomes(receipts.len(), answer)
 }
 
 /// How long a receiver waits after a receive that did not fill (fewer than 10 messages): a

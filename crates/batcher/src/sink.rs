@@ -80,36 +80,23 @@ async fn publish_batch(
                 .expect("id and message are set")
         })
         .collect();
-    match sns
+    let answer = sns
         .publish_batch()
         .topic_arn(&topic_arn)
         .set_publish_batch_request_entries(Some(entries))
         .send()
         .await
-    {
-        Ok(out) => {
-            let mut outcomes: Vec<Result<(), String>> = vec![Ok(()); notices.len()];
-            for failed in out.failed() {
-                if let Some(slot) = failed
-                    .id()
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| outcomes.get_mut(i))
-                {
-                    *slot = Err(format!(
-                        "{}: {}",
-                        failed.code(),
-                        failed.message().unwrap_or("refused")
-                    ));
-                }
-            }
-            outcomes
-        }
-        Err(e) => {
-            let reason = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
-            vec![Err(reason); notices.len()]
-        }
-    }
+        .map(|out| {
+            out.failed()
+                .iter()
+                .map(|f| {
+                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or("refused"));
+                    (f.id().to_owned(), reason)
+                })
+                .collect()
+        })
+        .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(&e).to_string());
+    crate::group::outcomes(notices.len(), answer)
 }
 
 impl Sink for AwsSink {
