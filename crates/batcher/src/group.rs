@@ -65,6 +65,14 @@ impl<T: Send + 'static> GroupCommit<T> {
     }
 }
 
+/// An entry a batch call refused, as [`outcomes`] takes it: its id and why.
+pub fn refused(id: &str, code: &str, message: Option<&str>) -> (String, String) {
+    (
+        id.to_owned(),
+        format!("{code}: {}", message.unwrap_or("refused")),
+    )
+}
+
 /// Each of `n` items' outcome from a batch call's answer: every item fails with the call's error,
 /// or only the entries the answer lists as failed (their ids are their indices in the call).
 pub fn outcomes(

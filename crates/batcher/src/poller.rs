@@ -252,10 +252,7 @@ async fn delete_batch(
         .map(|out| {
             out.failed()
                 .iter()
-                .map(|f| {
-                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or("refused"));
-                    (f.id().to_owned(), reason)
-                })
+                .map(|f| crate::group::refused(f.id(), f.code(), f.message()))
                 .collect()
         })
         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string());

@@ -89,10 +89,7 @@ async fn publish_batch(
         .map(|out| {
             out.failed()
                 .iter()
-                .map(|f| {
-                    let reason = format!("{}: {}", f.code(), f.message().unwrap_or("refused"));
-                    (f.id().to_owned(), reason)
-                })
+                .map(|f| crate::group::refused(f.id(), f.code(), f.message()))
                 .collect()
         })
         .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(&e).to_string());

@@ -513,6 +513,30 @@ mod tests {
         assert_eq!(on_time.histogram.max(), 0);
     }
 
+    /// Workers share one start: a start still ahead is waited for, one already gone is placed
+    /// in the past (its sends then count as late), and without one the schedule starts now.
+    #[tokio::test]
+    async fn the_schedule_starts_at_the_shared_start() {
+        let ahead = unix_micros() + 300_000;
+        let (at, us) = schedule_start(Some(ahead)).await;
+        assert_eq!(us, ahead);
+        assert!(unix_micros() >= ahead, "returned before the start");
+        assert!(at.elapsed() < Duration::from_millis(100));
+
+        let gone = unix_micros() - 2_000_000;
+        let (at, us) = schedule_start(Some(gone)).await;
+        assert_eq!(us, gone);
+        let behind = at.elapsed();
+        assert!(
+            behind >= Duration::from_millis(1_990) && behind < Duration::from_millis(2_500),
+            "a start 2 s ago lies {behind:?} back"
+        );
+
+        let before = unix_micros();
+        let (at, us) = schedule_start(None).await;
+        assert!(us >= before && at.elapsed() < Duration::from_millis(100));
+    }
+
     #[test]
     fn the_schedule_gives_every_emission_its_intended_offset() {
         let scenario = synth::Scenario::parse(
