@@ -15,6 +15,9 @@ requests and parsed again only when a file of the project or the vars change, so
 runs dbt once per run pays dbt's import and parse once per process rather than once per run
 (about 6 s of a 17 s dbt step on a 2-core machine).
 
+Without --serve it exits 0 only if every command succeeded (1 if one failed, 2 if the project did
+not parse), so a scheduler's task (the Airflow DAG in infra/airflow) fails on a failed model or test.
+
 Each command's own results file (run_results.json, or sources.json for source freshness) is kept
 as T/results-<command>.json, and summary.json lists, per command, whether it succeeded, how long
 it took and where its results are. Commands run in the order given, whatever the outcome of the
@@ -165,7 +168,14 @@ def main() -> int:
     if manifest is not None:
         run_commands(dbtRunner, manifest, common, Path(args.target_path), args.commands, summary)
     Path(args.out).write_text(json.dumps(summary, indent=2))
-    return 0 if manifest is not None else 2
+    if manifest is None:
+        print(summary["error"], file=sys.stderr)
+        return 2
+    failed = [c["command"] for c in summary["commands"] if not c["success"]]
+    if failed:
+        print(f"dbt {', '.join(failed)} failed; results in {args.target_path}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

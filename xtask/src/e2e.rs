@@ -40,6 +40,27 @@ pub struct Args {
     /// Build and run the components with the release profile.
     #[arg(long)]
     release: bool,
+    /// Who builds the marts once everything is in RAW: `dbt` (the harness runs dbt run, test
+    /// and source freshness itself) or `airflow` (Airflow's `sluice_marts` DAG from
+    /// infra/airflow/dags, run once with `airflow dags test` against SQLite metadata in the
+    /// stack's folder; Airflow is installed on first use, as the other Python tools).
+    #[arg(long, value_enum, default_value_t = Orchestrator::Dbt)]
+    orchestrator: Orchestrator,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Orchestrator {
+    Dbt,
+    Airflow,
+}
+
+impl From<Orchestrator> for harness::prove::Orchestrator {
+    fn from(o: Orchestrator) -> Self {
+        match o {
+            Orchestrator::Dbt => Self::Dbt,
+            Orchestrator::Airflow => Self::Airflow,
+        }
+    }
 }
 
 impl Args {
@@ -99,6 +120,7 @@ impl Args {
                 ));
         config.overlap = self.overlap;
         config.chaos = chaos;
+        config.orchestrator = self.orchestrator.into();
         config.pacing = if self.unpaced {
             Pacing::Unpaced
         } else {

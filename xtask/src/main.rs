@@ -59,8 +59,9 @@ enum Command {
     /// Stands the stack up if it is not running; empties its RAW tables, history and queues
     /// and drops the marts (use a stack meant for tests); runs the backfill; starts relay,
     /// batcher and pipe as processes; publishes the scenario; waits until every queue is drained
-    /// and every event is in RAW; runs `dbt run`, `dbt test` and `dbt source freshness`; and
-    /// diffs the marts against the oracle row by row.
+    /// and every event is in RAW; runs `dbt run`, `dbt test` and `dbt source freshness` (itself,
+    /// or with --orchestrator airflow through Airflow's sluice_marts DAG, as production does);
+    /// and diffs the marts against the oracle row by row.
     ///
     /// With an [oltp] workload (scenarios/cdc.toml), it also drops and recreates the cdc slot,
     /// empties PostgreSQL's shop tables and writes their first rows, starts the cdc, waits for

@@ -3,6 +3,7 @@
 //! error; it is in the run's report.
 
 use crate::load::baseline::BaselineError;
+use crate::prove::airflow::AirflowError;
 use crate::prove::changelog::ChangelogError;
 use crate::prove::dbt::DbtError;
 use crate::rig::components::ComponentError;
@@ -37,6 +38,8 @@ pub enum RunError {
     Cdc(#[from] cdc::CdcError),
     #[error(transparent)]
     Dbt(#[from] DbtError),
+    #[error("airflow: {0}")]
+    Airflow(#[from] AirflowError),
     #[error(transparent)]
     Changelog(#[from] ChangelogError),
     #[error(transparent)]

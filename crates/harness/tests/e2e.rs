@@ -1,5 +1,6 @@
 //! End to end through the real components on a scratch native stack: the smoke scenario's
-//! marts equal the oracle and their snapshots; dbt models without their dedup, or whose
+//! marts, built by Airflow's DAG as production builds them, equal the oracle and their
+//! snapshots, and a broken model fails the DAG with one mail; dbt models without their dedup, or whose
 //! "latest wins" keeps the earliest or the last-emitted event, are caught with row-level diffs;
 //! and the change log survives a killed cdc. Small random scenarios are in `e2e_properties.rs`
 //! (a stack of its own, so the two run at once).
@@ -11,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{RUNS, e2e, marts_run, root};
+use common::{RUNS, e2e, e2e_through_airflow, marts_run, root};
 use harness::prove::dbt::{Dbt, DbtCommand, DbtConfig};
 use harness::prove::diff::diff_marts;
 use stack::scratch::ScratchStack;
@@ -23,8 +24,15 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
     let _one = RUNS.lock().await;
     let scenario = synth::Scenario::load(root().join("scenarios/smoke.toml")).unwrap();
     // History overlapping the stream gives staging copies to drop.
-    let report = e2e(&stack, scenario, 40).await;
+    let report = e2e_through_airflow(&stack, scenario, 40).await;
     assert!(report.passed(), "{:#?}", report.problems);
+    let steps: Vec<&str> = report.dbt.iter().map(|r| r.command).collect();
+    assert_eq!(
+        steps,
+        ["run", "test", "source freshness"],
+        "each of the DAG's tasks ran its dbt step"
+    );
+    assert!(report.dbt.iter().all(|r| r.ok()), "{:#?}", report.dbt);
     assert_eq!(
         report.hops.raw_union.rows - report.hops.raw_union.distinct_events,
         40,
@@ -37,6 +45,9 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
         "smoke_fct_batch_performance",
         marts.fct_batch_performance.to_csv()
     );
+
+    // RAW as the run left it, so source freshness passes and only the broken model alerts.
+    a_broken_model_fails_the_dag_and_mails_once(&stack).await;
 
     // The same warehouse through a project whose staging keeps every copy: the diff catches it.
     let broken = broken_project(&stack.state.dir.join("dbt-broken"));
@@ -103,6 +114,193 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
         .unwrap();
     let diff = diff_marts(marts, &actual);
     assert!(diff.is_match(), "the rule put back, in place:\n{diff}");
+}
+
+/// The DAG on a copy of the project whose FCT_ORDERS names a column that does not exist, with
+/// one retry and an SMTP sink on 127.0.0.1: the run fails at `dbt_run`, `dbt_test` never runs,
+/// freshness passes, and exactly one mail arrives, after the retry, naming the DAG, the task and
+/// the stack.
+async fn a_broken_model_fails_the_dag_and_mails_once(stack: &ScratchStack) {
+    use harness::prove::airflow::{Airflow, AirflowConfig, Retries, TaskOutcome};
+
+    let dir = stack.state.dir.join("dbt-airflow-broken");
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&root().join("infra/dbt"), &dir);
+    let model = dir.join("models/marts/fct_orders.sql");
+    let sql = std::fs::read_to_string(&model).unwrap();
+    let amount = "quantity * unit_price_cents as amount_cents";
+    assert!(sql.contains(amount), "{sql}");
+    std::fs::write(
+        &model,
+        sql.replace(amount, "quantity * no_such_column as amount_cents"),
+    )
+    .unwrap();
+
+    let sink = MailSink::start(&stack.state.dir.join("mail"));
+    let mut dbt = DbtConfig::for_stack(
+        &stack.state,
+        stack.state.dir.join("dbt-airflow-broken-work"),
+        true,
+    );
+    dbt.project_dir = dir;
+    let mut config = AirflowConfig::for_stack(
+        &stack.state,
+        dbt,
+        stack.state.dir.join("airflow-broken-run"),
+    );
+    config.retries = Retries {
+        count: 1,
+        delay: Duration::from_secs(1),
+    };
+    config.smtp = Some(sink.addr);
+    let airflow = std::sync::Arc::new(Airflow::new(config).unwrap());
+    let run = airflow.run().await.unwrap();
+    let shown = std::fs::read_to_string(&run.log).unwrap_or_default();
+    assert!(
+        !run.succeeded,
+        "the DAG run fails (log: {})",
+        run.log.display()
+    );
+    let outcome = |name: &str| &run.tasks.iter().find(|(t, _)| *t == name).unwrap().1;
+    match outcome("dbt_run") {
+        TaskOutcome::Ran(report) => assert!(
+            report
+                .failures
+                .iter()
+                .any(|f| f.unique_id.ends_with(".fct_orders")),
+            "dbt_run fails on fct_orders:\n{report}"
+        ),
+        other => panic!("dbt_run left no results: {other:?}"),
+    }
+    assert!(
+        matches!(outcome("dbt_test"), TaskOutcome::NoResults(_)),
+        "dbt_test does not run on a failed build: {:?}",
+        outcome("dbt_test")
+    );
+    assert!(
+        matches!(outcome("dbt_source_freshness"), TaskOutcome::Ran(r) if r.ok()),
+        "freshness passes on the loaded RAW: {:?}",
+        outcome("dbt_source_freshness")
+    );
+
+    let mails = sink.mails(Duration::from_secs(10));
+    assert_eq!(
+        mails.len(),
+        1,
+        "one mail, for the last try only:\n{mails:#?}\n(log: {})",
+        run.log.display()
+    );
+    let mail = &mails[0];
+    let stack_name = stack.state.stack.as_str();
+    let subject = mail
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .unwrap_or_default();
+    for word in ["sluice_marts", "dbt_run", stack_name] {
+        assert!(
+            subject.contains(word),
+            "the subject names {word}: {subject}"
+        );
+    }
+    let body = html_body(mail);
+    assert!(
+        body.contains("<b>dbt_run</b>") && body.contains(&format!("<b>{stack_name}</b>")),
+        "the body names the task and the stack:\n{body}"
+    );
+    assert!(
+        body.contains("after 2 tries"),
+        "the alert came after the retry:\n{body}"
+    );
+    assert!(
+        shown.contains("dbt_run"),
+        "the run's log has the task's output"
+    );
+}
+
+/// The base64 HTML part of a mail as Airflow's SmtpNotifier writes it.
+fn html_body(mail: &str) -> String {
+    use base64::Engine as _;
+    let start = mail
+        .find("Content-Transfer-Encoding: base64")
+        .unwrap_or_else(|| panic!("an encoded part:\n{mail}"));
+    let encoded: String = mail[start..]
+        .lines()
+        .skip(1)
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("--"))
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// aiosmtpd on 127.0.0.1, keeping each mail it receives in a maildir; stopped on drop.
+struct MailSink {
+    addr: std::net::SocketAddr,
+    maildir: PathBuf,
+    child: std::process::Child,
+}
+
+impl MailSink {
+    fn start(maildir: &Path) -> Self {
+        let _ = std::fs::remove_dir_all(maildir);
+        let venv =
+            pytools::ensure(&pytools::ToolSet::airflow(&root().join("infra/python"))).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = std::process::Command::new(venv.python())
+            .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string()])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let sink = Self {
+            addr,
+            maildir: maildir.to_owned(),
+            child,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the SMTP sink listens on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sink
+    }
+
+    /// The mails received so far, after waiting up to `wait` for the first.
+    fn mails(&self, wait: Duration) -> Vec<String> {
+        let new = self.maildir.join("new");
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let mails: Vec<String> = std::fs::read_dir(&new)
+                .map(|entries| {
+                    entries
+                        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !mails.is_empty() || std::time::Instant::now() >= deadline {
+                return mails;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The latest-per-key rule of infra/dbt/macros/latest_per_key.sql.

@@ -64,6 +64,16 @@ impl ToolSet {
         }
     }
 
+    /// Airflow with the standard and smtp providers, and aiosmtpd: `airflow-tools.txt`.
+    pub fn airflow(infra_python: &Path) -> Self {
+        Self {
+            name: "airflow-tools".into(),
+            requirements: infra_python.join("airflow-tools.txt"),
+            constraints: None,
+            min_python: (3, 11),
+        }
+    }
+
     /// actionlint (the GitHub workflow) and cfn-lint (CloudFormation): `lint-tools.txt`.
     pub fn lint(infra_python: &Path) -> Self {
         Self {

@@ -75,6 +75,23 @@ impl DbtConfig {
             supply_constrained,
         }
     }
+
+    /// dbt's `--vars`.
+    pub fn vars(&self) -> String {
+        format!("{{supply_constrained: {}}}", self.supply_constrained)
+    }
+
+    /// What `infra/dbt/profiles.yml` reads from the environment to reach this warehouse.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("SLUICE_DBT_TARGET", self.target.to_owned()),
+            ("SNOWFLAKE_DATABASE", self.database.clone()),
+        ];
+        if let Some(port) = self.fakesnow_port {
+            env.push(("SLUICE_FAKESNOW_PORT", port.to_string()));
+        }
+        env
+    }
 }
 
 /// One node dbt did not pass.
@@ -145,6 +162,12 @@ pub enum DbtCommand {
 }
 
 impl DbtCommand {
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Run, Self::Test, Self::Build, Self::SourceFreshness]
+            .into_iter()
+            .find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DbtCommand::Run => "run",
@@ -162,7 +185,7 @@ pub struct Dbt {
 
 /// What `infra/dbt/invoke.py` reports.
 #[derive(Debug, serde::Deserialize)]
-struct Summary {
+struct SummaryFile {
     #[serde(default)]
     error: Option<String>,
     commands: Vec<CommandSummary>,
@@ -187,6 +210,15 @@ impl Dbt {
         })
     }
 
+    /// The Python that has dbt (the DAG's tasks run `invoke.py` with it).
+    pub fn python(&self) -> &Path {
+        &self.python
+    }
+
+    pub fn config(&self) -> &DbtConfig {
+        &self.config
+    }
+
     /// Starts this warehouse's dbt process, if none runs, and has it parse the project in the
     /// background, so that `invoke` later finds dbt imported and the manifest parsed (8 s on a
     /// 2-core machine, hidden behind a run's stream). Errors surface at `invoke`.
@@ -209,18 +241,11 @@ impl Dbt {
         let log_dir = self.config.work_dir.join("logs");
         std::fs::create_dir_all(&log_dir)
             .map_err(io_err(format!("creating {}", log_dir.display())))?;
-        let vars = format!("{{supply_constrained: {}}}", self.config.supply_constrained);
-        let mut env = vec![
-            ("SLUICE_DBT_TARGET", self.config.target.to_owned()),
-            ("SNOWFLAKE_DATABASE", self.config.database.clone()),
-        ];
-        if let Some(port) = self.config.fakesnow_port {
-            env.push(("SLUICE_FAKESNOW_PORT", port.to_string()));
-        }
+        let vars = self.config.vars();
         let spec = WorkerSpec {
             python: self.python.clone(),
             script: stack::infra_dir().join("dbt/invoke.py"),
-            env,
+            env: self.config.env(),
             log: log_dir.join("worker.log"),
         };
         let (summary_file, log) = (summary_file.to_owned(), log.to_owned());
@@ -294,38 +319,59 @@ impl Dbt {
                 log: log.clone(),
             }
         };
-        let Ok(text) = std::fs::read_to_string(&summary_file) else {
-            return Err(crashed(names.join(", ")));
-        };
-        let summary: Summary = serde_json::from_str(&text).map_err(|e| DbtError::Results {
-            path: summary_file.clone(),
-            reason: e.to_string(),
-        })?;
-        if let Some(error) = summary.error {
-            return Err(crashed(error));
+        match read_summary(&summary_file, &log)? {
+            Summary::Read(reports) if reports.len() == commands.len() => Ok(reports),
+            Summary::Read(_) => Err(crashed(names.join(", "))),
+            Summary::Incomplete { what } => Err(crashed(what)),
         }
-        let mut reports = Vec::new();
-        for (command, ran) in commands.iter().zip(&summary.commands) {
-            debug_assert_eq!(command.as_str(), ran.command);
-            let Some(results) = &ran.results else {
-                return Err(crashed(format!("dbt {}", ran.command)));
-            };
-            let text = std::fs::read_to_string(results)
-                .map_err(io_err(format!("reading {}", results.display())))?;
-            let mut report =
-                parse_results(command.as_str(), &text).map_err(|reason| DbtError::Results {
-                    path: results.clone(),
-                    reason,
-                })?;
-            report.elapsed = Duration::from_secs_f64(ran.seconds);
-            report.log = log.clone();
-            reports.push(report);
-        }
-        if reports.len() < commands.len() {
-            return Err(crashed(names.join(", ")));
-        }
-        Ok(reports)
     }
+}
+
+/// What an `infra/dbt/invoke.py` summary file says.
+pub(crate) enum Summary {
+    /// Each command that ran, in order, summarised from its own results file.
+    Read(Vec<DbtReport>),
+    /// The summary, or a command's results, is missing: `what` names what dbt did not finish.
+    Incomplete { what: String },
+}
+
+/// Reads `summary_file` and every results file it names; `log` is where dbt's output went.
+pub(crate) fn read_summary(summary_file: &Path, log: &Path) -> Result<Summary, DbtError> {
+    let Ok(text) = std::fs::read_to_string(summary_file) else {
+        return Ok(Summary::Incomplete {
+            what: format!("no summary at {}", summary_file.display()),
+        });
+    };
+    let summary: SummaryFile = serde_json::from_str(&text).map_err(|e| DbtError::Results {
+        path: summary_file.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let Some(error) = summary.error {
+        return Ok(Summary::Incomplete { what: error });
+    }
+    let mut reports = Vec::new();
+    for ran in &summary.commands {
+        let command = DbtCommand::parse(&ran.command).ok_or_else(|| DbtError::Results {
+            path: summary_file.to_owned(),
+            reason: format!("unknown dbt command `{}`", ran.command),
+        })?;
+        let Some(results) = &ran.results else {
+            return Ok(Summary::Incomplete {
+                what: format!("dbt {}", ran.command),
+            });
+        };
+        let text = std::fs::read_to_string(results)
+            .map_err(io_err(format!("reading {}", results.display())))?;
+        let mut report =
+            parse_results(command.as_str(), &text).map_err(|reason| DbtError::Results {
+                path: results.clone(),
+                reason,
+            })?;
+        report.elapsed = Duration::from_secs_f64(ran.seconds);
+        report.log = log.to_owned();
+        reports.push(report);
+    }
+    Ok(Summary::Read(reports))
 }
 
 /// Summarises `run_results.json` (build) or `sources.json` (freshness).

@@ -7,6 +7,7 @@
 //! Infrastructure failures (a service that does not answer) are errors; everything the run
 //! proves or disproves is in the [`RunReport`], whose `problems` decide pass or fail.
 
+pub mod airflow;
 pub mod changelog;
 pub mod dbt;
 mod dbt_worker;
@@ -34,6 +35,7 @@ use crate::rig::queues::QueueDepths;
 use crate::rig::session::Session;
 use crate::rig::warehouse::{self, LoadHistory, Misplaced, RawCount};
 use crate::rig::{Clock, Progress, Rig, Round, Setup};
+use airflow::{Airflow, AirflowConfig};
 use changelog::ChangelogCheck;
 use dbt::{Dbt, DbtCommand, DbtConfig, DbtReport};
 use diff::{MartsDiff, diff_marts};
@@ -67,6 +69,18 @@ pub struct RunConfig {
     /// What dbt does after the stream: the models only, or also its data tests and source
     /// freshness.
     pub dbt: DbtSteps,
+    /// Who runs dbt: the harness, or Airflow's DAG (which runs all of [`DbtSteps::All`]).
+    pub orchestrator: Orchestrator,
+}
+
+/// Who builds the marts once everything is in RAW.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Orchestrator {
+    /// The harness calls dbt itself (a dbt process kept per warehouse): the fast path.
+    #[default]
+    Dbt,
+    /// Airflow's `sluice_marts` DAG, run once with `airflow dags test`, as production runs it.
+    Airflow,
 }
 
 /// What dbt runs once everything is in RAW. The marts are compared with the oracle either way.
@@ -118,6 +132,7 @@ impl RunConfig {
             chaos: Vec::new(),
             work_dir,
             dbt: DbtSteps::All,
+            orchestrator: Orchestrator::Dbt,
         }
     }
 }
@@ -286,7 +301,19 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
         dbt::work_dir(&session.state),
         scenario.supply.constrained,
     ))?;
-    dbt.prepare();
+    let airflow = match config.orchestrator {
+        Orchestrator::Dbt => {
+            dbt.prepare();
+            None
+        }
+        Orchestrator::Airflow => Some(std::sync::Arc::new(Airflow::new(
+            AirflowConfig::for_stack(
+                &session.state,
+                dbt.config().clone(),
+                config.work_dir.clone(),
+            ),
+        )?)),
+    };
     clock.lap("reset");
 
     let setup = Setup {
@@ -378,7 +405,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
     if report.stuck.is_none() {
         prove(
             &session,
-            &dbt,
+            MartsBuilder { dbt: &dbt, airflow },
             config,
             &expected,
             &mut report,
@@ -392,11 +419,17 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
     Ok(report)
 }
 
+/// Who builds the marts in [`prove`]: the harness's dbt, or Airflow's DAG when there is one.
+struct MartsBuilder<'a> {
+    dbt: &'a Dbt,
+    airflow: Option<std::sync::Arc<Airflow>>,
+}
+
 /// dbt, then the marts against the oracle, the change log against its source, and RAW's
 /// distinct events against the run's.
 async fn prove(
     session: &Session,
-    dbt: &Dbt,
+    builder: MartsBuilder<'_>,
     config: &RunConfig,
     expected: &Expected,
     report: &mut RunReport,
@@ -405,8 +438,29 @@ async fn prove(
 ) -> Result<(), RunError> {
     // Not `dbt build`: a failed test would skip the marts downstream, and the diff is what says
     // which rows are wrong.
-    progress.step(&config.dbt.describe());
-    let dbt_reports = dbt.invoke(config.dbt.commands()).await?;
+    let dbt_reports = match builder.airflow {
+        None => {
+            progress.step(&config.dbt.describe());
+            builder.dbt.invoke(config.dbt.commands()).await?
+        }
+        Some(airflow) => {
+            progress.step(&format!(
+                "airflow dags test {} (tasks {}) ...",
+                airflow::DAG_ID,
+                airflow::TASKS.join(", ")
+            ));
+            let run = airflow.run().await?;
+            progress.step(&format!(
+                "airflow: the {} run {} in {:.1}s (log: {})",
+                airflow::DAG_ID,
+                if run.succeeded { "succeeded" } else { "failed" },
+                run.elapsed.as_secs_f64(),
+                run.log.display()
+            ));
+            report.problems.extend(run.problems());
+            run.reports()
+        }
+    };
     for r in &dbt_reports {
         progress.step(r.to_string().trim_end());
         for f in &r.failures {
@@ -416,8 +470,10 @@ async fn prove(
             ));
         }
     }
-    let models = &dbt_reports[0];
-    let built = models.models > 0 && models.ok();
+    // The models' report comes first (`dbt run`, or the DAG's `dbt_run` task if it ran).
+    let built = dbt_reports
+        .first()
+        .is_some_and(|models| models.command == "run" && models.models > 0 && models.ok());
     report.dbt = dbt_reports;
     clock.lap("dbt");
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::prove::{DbtSteps, RunConfig, RunReport, run};
+use harness::prove::{DbtSteps, Orchestrator, RunConfig, RunReport, run};
 use harness::rig::components::ComponentBinaries;
 use stack::scratch::ScratchStack;
 use synth::chaos::FaultKind;
@@ -26,6 +26,7 @@ pub async fn run_on(
     overlap: u64,
     quiesce_timeout: Duration,
     dbt: DbtSteps,
+    orchestrator: Orchestrator,
 ) -> RunReport {
     let chaos = scenario.faults().expect("a valid fault schedule");
     let mut config = RunConfig::new(
@@ -38,6 +39,7 @@ pub async fn run_on(
     config.chaos = chaos;
     config.quiesce_timeout = quiesce_timeout;
     config.dbt = dbt;
+    config.orchestrator = orchestrator;
     let report = run(&config, &mut |line: &str| eprintln!("{line}"))
         .await
         .expect("the run completes");
@@ -53,6 +55,24 @@ pub async fn e2e(stack: &Arc<ScratchStack>, scenario: synth::Scenario, overlap: 
         overlap,
         Duration::from_secs(90),
         DbtSteps::All,
+        Orchestrator::Dbt,
+    )
+    .await
+}
+
+/// [`e2e`] with the marts built by Airflow's `sluice_marts` DAG, as production builds them.
+pub async fn e2e_through_airflow(
+    stack: &Arc<ScratchStack>,
+    scenario: synth::Scenario,
+    overlap: u64,
+) -> RunReport {
+    run_on(
+        stack,
+        scenario,
+        overlap,
+        Duration::from_secs(90),
+        DbtSteps::All,
+        Orchestrator::Airflow,
     )
     .await
 }
@@ -71,6 +91,7 @@ pub async fn marts_run(
         overlap,
         quiesce_timeout,
         DbtSteps::ModelsOnly,
+        Orchestrator::Dbt,
     )
     .await
 }
