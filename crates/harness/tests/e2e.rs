@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{RUNS, e2e, e2e_through_airflow, marts_run, root};
+use common::{RUNS, copy_dir, e2e, e2e_through_airflow, marts_run, root};
 use harness::prove::dbt::{Dbt, DbtCommand, DbtConfig};
 use harness::prove::diff::diff_marts;
 use stack::scratch::ScratchStack;
@@ -508,19 +508,4 @@ fn broken_project(dir: &Path) -> PathBuf {
     let cut = sql.find("qualify").expect("stg_events dedups with QUALIFY");
     std::fs::write(&model, &sql[..cut]).unwrap();
     dir.to_owned()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if !matches!(entry.file_name().to_str(), Some("target" | "logs")) {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

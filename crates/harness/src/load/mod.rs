@@ -38,7 +38,7 @@ use crate::rig::drain::Hop;
 use crate::rig::publish::{Pacing, PublishProgress, PublishReport, Publishers};
 use crate::rig::sampler::{Sample, Sampler};
 use crate::rig::session::Session;
-use crate::rig::{Clock, Outcome, Progress, Rig, Round, Seen, Setup, Stage, Watch};
+use crate::rig::{Clock, Outcome, Progress, Rig, Round, Seen, Setup, Stage, StreamPart, Watch};
 use baseline::Baselines;
 use freshness::Freshness;
 use html::Band;
@@ -716,6 +716,7 @@ async fn measure(
         drain_timeout: scenario.load.drain_timeout.get(),
         drain_interval: Duration::from_millis(250),
         expected_ids: &expected_ids,
+        part: StreamPart::WHOLE,
     };
     let started_at_s = bench.sampler.now();
     let mut sampling = Sampling {

@@ -159,13 +159,22 @@ pub enum DbtCommand {
     Build,
     /// `dbt source freshness` on the RAW tables.
     SourceFreshness,
+    /// FCT_ORDERS rebuilt whole from what its model reads, whatever it held (`dbt run
+    /// --full-refresh --select fct_orders`): the reference its incremental merges must equal.
+    FullRefreshOrders,
 }
 
 impl DbtCommand {
     fn parse(name: &str) -> Option<Self> {
-        [Self::Run, Self::Test, Self::Build, Self::SourceFreshness]
-            .into_iter()
-            .find(|c| c.as_str() == name)
+        [
+            Self::Run,
+            Self::Test,
+            Self::Build,
+            Self::SourceFreshness,
+            Self::FullRefreshOrders,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -174,6 +183,7 @@ impl DbtCommand {
             DbtCommand::Test => "test",
             DbtCommand::Build => "build",
             DbtCommand::SourceFreshness => "source freshness",
+            DbtCommand::FullRefreshOrders => "run --full-refresh --select fct_orders",
         }
     }
 }

@@ -14,6 +14,7 @@ mod dbt_worker;
 pub mod diff;
 pub mod mart;
 pub mod oracle;
+pub mod waves;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ use crate::rig::publish::{Pacing, PublishReport};
 use crate::rig::queues::QueueDepths;
 use crate::rig::session::Session;
 use crate::rig::warehouse::{self, LoadHistory, Misplaced, RawCount};
-use crate::rig::{Clock, Progress, Rig, Round, Setup};
+use crate::rig::{Clock, Progress, Rig, Round, Setup, StreamPart};
 use airflow::{Airflow, AirflowConfig};
 use changelog::ChangelogCheck;
 use dbt::{Dbt, DbtCommand, DbtConfig, DbtReport};
@@ -71,6 +72,27 @@ pub struct RunConfig {
     pub dbt: DbtSteps,
     /// Who runs dbt: the harness, or Airflow's DAG (which runs all of [`DbtSteps::All`]).
     pub orchestrator: Orchestrator,
+    /// Another copy of the dbt project to build the marts with (a mutant, in the tests);
+    /// None: `infra/dbt`.
+    pub dbt_project: Option<PathBuf>,
+}
+
+impl RunConfig {
+    /// How to run dbt on `state`'s warehouse for this run: `infra/dbt`, or the copy in
+    /// `dbt_project` with dbt's folders of its own (its manifest is another project's).
+    fn dbt_config(&self, state: &stack::State) -> DbtConfig {
+        let mut dbt_config = DbtConfig::for_stack(
+            state,
+            dbt::work_dir(state),
+            self.scenario.supply.constrained,
+        );
+        if let Some(dir) = &self.dbt_project {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            dbt_config.work_dir = dbt_config.work_dir.join(format!("project-{name}"));
+            dbt_config.project_dir = dir.clone();
+        }
+        dbt_config
+    }
 }
 
 /// Who builds the marts once everything is in RAW.
@@ -133,6 +155,7 @@ impl RunConfig {
             work_dir,
             dbt: DbtSteps::All,
             orchestrator: Orchestrator::Dbt,
+            dbt_project: None,
         }
     }
 }
@@ -296,11 +319,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
         .map(|id| format!("the generator produced event {id} with two payloads"))
         .collect();
     // dbt imports itself and parses the project while the events flow.
-    let dbt = Dbt::new(DbtConfig::for_stack(
-        &session.state,
-        dbt::work_dir(&session.state),
-        scenario.supply.constrained,
-    ))?;
+    let dbt = Dbt::new(config.dbt_config(&session.state))?;
     let airflow = match config.orchestrator {
         Orchestrator::Dbt => {
             dbt.prepare();
@@ -346,6 +365,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
         drain_timeout: config.quiesce_timeout,
         drain_interval: Duration::from_millis(500),
         expected_ids: &ids,
+        part: StreamPart::WHOLE,
     };
     // Boxed: a round's future is large, and test threads have small stacks.
     let outcome = Box::pin(rig.round(&round, &mut (), progress)).await?;

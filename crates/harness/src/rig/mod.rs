@@ -28,4 +28,4 @@ pub mod source;
 pub mod warehouse;
 
 pub use progress::{Clock, Phase, Progress};
-pub use run::{Outcome, Rig, Round, Seen, Setup, Stage, Watch};
+pub use run::{Outcome, Rig, Round, Seen, Setup, Stage, StreamPart, Watch};

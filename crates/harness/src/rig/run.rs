@@ -12,7 +12,7 @@ use backfill::snapshot::SnapshotReport;
 use events::Event;
 use synth::chaos::Fault;
 use synth::oltp::Workload;
-use synth::{Generator, Scenario, Stats};
+use synth::{Emission, Generator, Scenario, Stats};
 use tokio::sync::Notify;
 
 use crate::error::{RunError, io_err};
@@ -77,11 +77,86 @@ pub struct Round<'a> {
     /// Every event id RAW must hold afterwards: the stream's, and the history's when it is in
     /// RAW.EVENTS_BACKFILL.
     pub expected_ids: &'a HashSet<String>,
+    /// Which part of the stream this round publishes (all of it, or one wave of several).
+    pub part: StreamPart,
+}
+
+/// One of `waves` consecutive parts of a stream, by emission index: wave `wave` publishes
+/// emissions `[wave * n / waves, (wave + 1) * n / waves)` of the `n`, on the schedule shifted so
+/// that its first emission is due at once. A late or duplicated emission lands in whichever
+/// wave its position puts it, so revisions and late events cross waves as they would cross
+/// hourly runs.
+/// What a part of a stream delivers: RAW and the dead-letter queue hold what every part up to
+/// its end delivered; the relay dead-letters this part's poison.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartCounts {
+    pub poison_in_part: u64,
+    pub poison_through: u64,
+    /// First emissions of events: distinct stream events.
+    pub events_through: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamPart {
+    wave: usize,
+    waves: usize,
+}
+
+impl StreamPart {
+    pub const WHOLE: StreamPart = StreamPart { wave: 0, waves: 1 };
+
+    /// Wave `wave` (from 0) of `waves`; None unless `wave < waves`.
+    pub fn wave(wave: usize, waves: usize) -> Option<StreamPart> {
+        (wave < waves).then_some(StreamPart { wave, waves })
+    }
+
+    /// The emission indices of this part, of a stream of `total`.
+    pub fn range(self, total: usize) -> std::ops::Range<usize> {
+        self.wave * total / self.waves..(self.wave + 1) * total / self.waves
+    }
+
+    /// What `stream` (of `total` emissions) holds in this part, and up to its end.
+    pub fn counts(self, stream: impl Iterator<Item = Emission>, total: usize) -> PartCounts {
+        let range = self.range(total);
+        let mut counts = PartCounts::default();
+        for (i, emission) in stream.take(range.end).enumerate() {
+            match emission.body {
+                synth::Body::Poison(_) => {
+                    counts.poison_through += 1;
+                    counts.poison_in_part += u64::from(range.contains(&i));
+                }
+                synth::Body::Event(_) => counts.events_through += 1,
+                synth::Body::Duplicate(_) => {}
+            }
+        }
+        counts
+    }
+
+    /// This part of `stream`, its schedule starting at the part's first emission.
+    pub fn of<'a>(
+        self,
+        stream: impl Iterator<Item = Emission> + 'a,
+        total: usize,
+    ) -> impl Iterator<Item = Emission> + 'a {
+        let range = self.range(total);
+        let mut start = None;
+        stream
+            .enumerate()
+            .filter(move |(i, _)| range.contains(i))
+            .map(move |(_, mut emission)| {
+                let start = *start.get_or_insert(emission.offset);
+                emission.offset -= start;
+                emission
+            })
+    }
 }
 
 /// What a round did, and what it found wrong.
 pub struct Outcome {
     pub stats: Stats,
+    /// Poison bodies the dead-letter queue holds once this round drained (every earlier wave's
+    /// too, when the round is one wave of several).
+    pub dead_letters_through: u64,
     pub published: PublishReport,
     /// The workload's transactions, when this round ran it.
     pub applied: Option<Applied>,
@@ -237,9 +312,10 @@ impl Rig {
         watch: &mut impl Watch,
         progress: &mut dyn Progress,
     ) -> Result<Outcome, RunError> {
-        let total = Generator::new(round.scenario, Some(round.seed))
+        let whole = Generator::new(round.scenario, Some(round.seed))
             .stream()
-            .count() as u64;
+            .count();
+        let total = round.part.range(whole).len() as u64;
         let before = self.components.metrics();
         let publish_config = self.publish_config(round);
         let observed = Arc::new(PublishProgress::default());
@@ -285,11 +361,14 @@ impl Rig {
         let publishing = async {
             match &publishers {
                 Publishers::InProcess => {
-                    publish_observed(&publish_config, generator.stream(), &observed, on_progress)
+                    let part = round.part.of(generator.stream(), whole);
+                    publish_observed(&publish_config, part, &observed, on_progress)
                         .await
                         .map_err(RunError::from)
                 }
                 Publishers::Split(workers) => {
+                    // The workers regenerate and publish the whole stream.
+                    debug_assert_eq!(round.part, StreamPart::WHOLE, "waves publish in-process");
                     let report = publish_split(
                         workers,
                         &publish_config,
@@ -340,11 +419,23 @@ impl Rig {
 
         // The drain: every queue empty and every streamed event in RAW. The tracker goes on
         // through it, since a fault's recovery may end there.
-        let stats = generator.stats().clone();
+        let mut stats = generator.stats().clone();
+        let delivered = if round.part == StreamPart::WHOLE {
+            PartCounts {
+                poison_in_part: stats.poison,
+                poison_through: stats.poison,
+                events_through: stats.stream_events(),
+            }
+        } else {
+            let mut again = Generator::new(round.scenario, Some(round.seed));
+            round.part.counts(again.stream(), whole)
+        };
+        // The round's own poison: what the relay dead-letters in it.
+        stats.poison = delivered.poison_in_part;
         let expect = Expect {
             published: published.published,
-            poison: stats.poison,
-            stream_distinct: stats.stream_events(),
+            poison: delivered.poison_through,
+            stream_distinct: delivered.events_through,
             cdc_changes: applied.as_ref().map(Applied::row_changes),
         };
         let mut last_line = Instant::now();
@@ -386,6 +477,7 @@ impl Rig {
 
         let mut outcome = Outcome {
             stats,
+            dead_letters_through: delivered.poison_through,
             published,
             applied,
             faults,
@@ -522,7 +614,10 @@ async fn check(
     let in_queue = outcome.drained.observed.queues.rabbit_dead_letter;
     problems.extend(dead_letter_problem(
         under_faults,
-        poison,
+        DeadLetters {
+            poison,
+            already_in_queue: outcome.dead_letters_through - poison,
+        },
         dead_lettered,
         in_queue,
     ));
@@ -569,20 +664,36 @@ fn id_problems(lost: &[String], unexpected: &[String]) -> Vec<String> {
 /// what the broker had not confirmed when it died), so each must be in the queue at least once.
 fn dead_letter_problem(
     under_faults: bool,
-    poison: u64,
+    expected: DeadLetters,
     dead_lettered: u64,
     in_queue: u64,
 ) -> Option<String> {
+    let DeadLetters {
+        poison,
+        already_in_queue,
+    } = expected;
     let ok = if under_faults {
-        in_queue >= poison
+        in_queue >= poison + already_in_queue
     } else {
-        dead_lettered == poison && in_queue == poison
+        dead_lettered == poison && in_queue == poison + already_in_queue
     };
     (!ok).then(|| {
+        let earlier = if already_in_queue > 0 {
+            format!(" (and {already_in_queue} of earlier waves)")
+        } else {
+            String::new()
+        };
         format!(
-            "dead letters: {poison} poison bodies published, relay dead-lettered {dead_lettered}, dead-letter queue holds {in_queue}"
+            "dead letters: {poison} poison bodies published{earlier}, relay dead-lettered {dead_lettered}, dead-letter queue holds {in_queue}"
         )
     })
+}
+
+/// The poison bodies a round published, and those earlier waves left in the dead-letter queue.
+#[derive(Clone, Copy, Debug)]
+struct DeadLetters {
+    poison: u64,
+    already_in_queue: u64,
 }
 
 /// The first five streamed rows outside their partition, and how many in all.
@@ -630,21 +741,70 @@ mod tests {
 
     #[test]
     fn dead_letters_are_exact_without_faults_and_at_least_once_under_them() {
-        assert_eq!(dead_letter_problem(false, 3, 3, 3), None);
+        let three = DeadLetters {
+            poison: 3,
+            already_in_queue: 0,
+        };
+        assert_eq!(dead_letter_problem(false, three, 3, 3), None);
         assert!(
-            dead_letter_problem(false, 3, 2, 3).is_some(),
+            dead_letter_problem(false, three, 2, 3).is_some(),
             "one the relay did not count"
         );
         assert!(
-            dead_letter_problem(false, 3, 3, 4).is_some(),
+            dead_letter_problem(false, three, 3, 4).is_some(),
             "one dead-lettered twice"
         );
         assert!(
-            dead_letter_problem(false, 3, 3, 2).is_some(),
+            dead_letter_problem(false, three, 3, 2).is_some(),
             "one missing from the queue"
         );
-        assert_eq!(dead_letter_problem(true, 3, 0, 5), None);
-        assert!(dead_letter_problem(true, 3, 3, 2).is_some());
+        assert_eq!(dead_letter_problem(true, three, 0, 5), None);
+        assert!(dead_letter_problem(true, three, 3, 2).is_some());
+    }
+
+    #[test]
+    fn a_later_wave_counts_its_own_poison_and_finds_the_earlier_in_the_queue() {
+        let wave = DeadLetters {
+            poison: 11,
+            already_in_queue: 9,
+        };
+        assert_eq!(dead_letter_problem(false, wave, 11, 20), None);
+        let shown = dead_letter_problem(false, wave, 11, 11).expect("the earlier nine are gone");
+        assert!(shown.contains("(and 9 of earlier waves)"), "{shown}");
+        assert!(
+            dead_letter_problem(false, wave, 20, 20).is_some(),
+            "the relay counts this wave"
+        );
+    }
+
+    #[test]
+    fn waves_split_the_stream_without_gap_or_overlap_and_count_what_is_delivered() {
+        use synth::{Body, Emission};
+        let stream: Vec<Emission> = (0..10u64)
+            .map(|i| Emission {
+                offset: Duration::from_secs(i),
+                body: Body::Poison(synth::Poison {
+                    source: events::Source::Orders,
+                    bytes: vec![i as u8],
+                }),
+            })
+            .collect();
+        let parts: Vec<std::ops::Range<usize>> = (0..3)
+            .map(|w| StreamPart::wave(w, 3).unwrap().range(10))
+            .collect();
+        assert_eq!(parts, [0..3, 3..6, 6..10]);
+        assert!(StreamPart::wave(3, 3).is_none());
+        let second: Vec<Emission> = StreamPart::wave(1, 3)
+            .unwrap()
+            .of(stream.clone().into_iter(), 10)
+            .collect();
+        assert_eq!(second.len(), 3);
+        assert_eq!(second[0].offset, Duration::ZERO, "a wave starts at once");
+        assert_eq!(second[2].offset, Duration::from_secs(2));
+        let counts = StreamPart::wave(1, 3)
+            .unwrap()
+            .counts(stream.into_iter(), 10);
+        assert_eq!((counts.poison_in_part, counts.poison_through), (3, 6));
     }
 
     #[test]

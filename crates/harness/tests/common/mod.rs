@@ -3,7 +3,7 @@
 //! has a stack of its own, so `cargo xtask test` runs them at once.
 #![allow(dead_code)] // each binary uses its part
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,5 +160,21 @@ pub fn assert_nothing_lost(report: &RunReport, kinds: &[FaultKind]) {
             "{f}"
         );
         assert!(f.recovered_after_s.is_some(), "never recovered: {f}");
+    }
+}
+
+/// A copy of a folder (a dbt project, for a mutant), without dbt's build folders.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if !matches!(entry.file_name().to_str(), Some("target" | "logs")) {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }

@@ -1,10 +1,13 @@
 -- Grain: order line, as the order's latest lines state it. Money in integer cents.
--- On a real account the table is merged incrementally: every order with an order event loaded
--- within a lookback window is re-read whole, so a late amendment or cancellation of an old
--- order still lands; the emulator (fakesnow) rebuilds it as a table, since its temporary views
--- break dbt's incremental path.
+-- Merged incrementally (on the emulator too, see macros/emulator_incremental.sql): every order
+-- with an order event loaded within a look-back window is re-read whole, so a late amendment
+-- or cancellation of an old order still lands. harness/tests/e2e_incremental.rs streams
+-- scenarios in waves and checks the merge against the oracle and a full refresh after each.
+-- stg_events is read only in the incremental branch; dbt must know of it at parse time, or the
+-- first merge fails to compile (it did, until the waves test first ran the merge).
+-- depends_on: {{ ref('stg_events') }}
 {{ config(
-    materialized = 'table' if target.name == 'emulator' else 'incremental',
+    materialized = 'incremental',
     unique_key = ['order_id', 'line_number'],
     incremental_strategy = 'merge',
 ) }}
