@@ -3,6 +3,7 @@
 
 mod cargo;
 mod ci;
+mod docs;
 mod down;
 mod e2e;
 mod engine;
@@ -10,6 +11,7 @@ mod env;
 mod generate;
 mod images;
 mod load_test;
+mod report;
 mod sql;
 mod stack_args;
 mod status;
@@ -54,6 +56,19 @@ enum Command {
     Env(env::Args),
     /// Run one SQL statement against fakesnow or a real Snowflake account and print the result.
     Sql(sql::Args),
+    /// What the marts' consumers see: run the example queries of infra/dbt/analyses (top-selling
+    /// cards, orders per channel and day, batch yield and defect rate per line, units sold
+    /// within units produced; declared as dbt exposures) against a running stack's marts, and
+    /// write one CSV per query and an HTML page with a chart and a table per query.
+    ///
+    /// The stack must hold marts: run `cargo xtask e2e --keep --stack NAME ...` first.
+    Report(report::Args),
+    /// dbt's docs site for a running stack: `dbt docs generate --static` with the catalog read
+    /// from the stack's warehouse (columns, types, lineage), written as one HTML file that opens
+    /// in a browser without a server.
+    ///
+    /// The stack must hold the models: run `cargo xtask e2e --keep --stack NAME ...` first.
+    Docs(docs::Args),
     /// Drive a scenario through the real pipeline and check the marts against the oracle.
     ///
     /// Stands the stack up if it is not running; empties its RAW tables, history and queues
@@ -150,6 +165,8 @@ fn main() -> ExitCode {
         Command::Images(args) => args.run(),
         Command::Engine(args) => args.run(),
         Command::Sql(args) => args.run(),
+        Command::Report(args) => args.run(),
+        Command::Docs(args) => args.run(),
         Command::E2e(args) => args.run(),
         Command::LoadTest(args) => return exit(args.run()),
         Command::Test(args) => args.run(),

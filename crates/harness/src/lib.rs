@@ -13,6 +13,7 @@
 //! [`RunError`] is the one error type of a run: infrastructure that failed. What a run proves
 //! or disproves is in its report.
 
+pub mod consumers;
 pub mod error;
 pub mod load;
 pub mod prove;

@@ -46,6 +46,9 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
         marts.fct_batch_performance.to_csv()
     );
 
+    // What the marts' consumers see, before any mutant below rebuilds them.
+    consumers_see_the_smoke_marts(&stack).await;
+
     // RAW as the run left it, so source freshness passes and only the broken model alerts.
     a_broken_model_fails_the_dag_and_mails_once(&stack).await;
 
@@ -56,7 +59,7 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
     dbt_config.project_dir = broken;
     let dbt = Dbt::new(dbt_config).unwrap();
     let [models, tests] = <[_; 2]>::try_from(
-        dbt.invoke(&[DbtCommand::Run, DbtCommand::Test])
+        dbt.invoke(&[DbtCommand::RunFullRefresh, DbtCommand::Test])
             .await
             .unwrap(),
     )
@@ -114,6 +117,130 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
         .unwrap();
     let diff = diff_marts(marts, &actual);
     assert!(diff.is_match(), "the rule put back, in place:\n{diff}");
+}
+
+/// `cargo xtask report`'s analyses on the smoke marts (their CSV snapshotted), its page, and
+/// `cargo xtask docs`'s page as headless Chromium renders it: FCT_ORDERS's page lists its
+/// columns with the warehouse's types and its lineage.
+async fn consumers_see_the_smoke_marts(stack: &ScratchStack) {
+    use harness::consumers::{page, run_analyses, write_docs, write_report};
+
+    let analyses = run_analyses(&stack.state).await.unwrap();
+    let names: Vec<&str> = analyses.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "batch_yield_per_line",
+            "orders_per_channel_and_day",
+            "top_selling_cards",
+            "units_sold_within_produced"
+        ]
+    );
+    for analysis in &analyses {
+        assert!(!analysis.rows.is_empty(), "{} has rows", analysis.name);
+        insta::assert_snapshot!(
+            format!("smoke_analysis_{}", analysis.name),
+            page::csv(analysis)
+        );
+    }
+    let stock = &analyses[3];
+    assert_eq!(stock.columns[1], "headroom");
+    assert!(
+        stock
+            .rows
+            .iter()
+            .all(|r| !matches!(r[1], snowflake::Value::Int(n) if n < 0)),
+        "a supply-constrained scenario never sells beyond stock:\n{}",
+        page::csv(stock)
+    );
+    let written = write_report(&stack.state.dir.join("report"), "smoke", &analyses).unwrap();
+    let html = std::fs::read_to_string(&written[0]).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4, "a chart per analysis");
+    assert_eq!(html.matches("<table>").count(), 4, "a table per analysis");
+    assert_eq!(written.len(), 5, "the page and a CSV per analysis");
+
+    let docs = write_docs(&stack.state, &stack.state.dir.join("docs/index.html"))
+        .await
+        .unwrap();
+    let text = rendered_text(&docs, "#!/model/model.sluice.fct_orders");
+    assert!(
+        text.contains("fct_orders incremental"),
+        "the model's page: {text:.2000}"
+    );
+    for column in [
+        "order_id",
+        "line_number",
+        "card_id",
+        "customer_id",
+        "channel",
+        "quantity",
+        "amount_cents",
+        "ordered_at",
+        "ordered_date",
+        "is_cancelled",
+        "cancelled_at",
+    ] {
+        assert!(
+            text.contains(&format!(" {column} ")),
+            "FCT_ORDERS's page lists {column}: {text:.3000}"
+        );
+    }
+    assert!(
+        text.contains("TIMESTAMP_NTZ"),
+        "column types come from the warehouse's catalog: {text:.3000}"
+    );
+    let lineage = text
+        .split("Depends On")
+        .last()
+        .expect("a Depends On section");
+    assert!(
+        lineage.contains("int_order_lines") && lineage.contains("stg_events"),
+        "its lineage names the models it reads: {lineage:.500}"
+    );
+}
+
+/// The visible text of `page` at `fragment`, as headless Chromium renders it (scripts run),
+/// without scripts and styles, whitespace collapsed.
+fn rendered_text(page: &Path, fragment: &str) -> String {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            std::process::Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a Chromium to render the docs page: install Debian's `chromium` (apt-get install chromium; .ci/run does)");
+    let output = std::process::Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .arg("--virtual-time-budget=15000")
+        .arg("--dump-dom")
+        .arg(format!("file://{}{fragment}", page.display()))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{chromium} --dump-dom failed");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let mut text = String::new();
+    let mut rest = dom.as_ref();
+    // Drop <script> and <style> elements (the docs page inlines its manifest in one), then tags.
+    while let Some(start) = rest.find(['<']) {
+        text.push_str(&rest[..start]);
+        let tag = &rest[start..];
+        let skip_to = ["script", "style"].into_iter().find_map(|name| {
+            tag[1..]
+                .starts_with(name)
+                .then(|| {
+                    tag.find(&format!("</{name}>"))
+                        .map(|end| end + name.len() + 3)
+                })
+                .flatten()
+        });
+        let end = skip_to.unwrap_or_else(|| tag.find('>').map_or(tag.len(), |e| e + 1));
+        text.push(' ');
+        rest = &tag[end..];
+    }
+    text.push_str(rest);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The DAG on a copy of the project whose FCT_ORDERS names a column that does not exist, with
@@ -328,7 +455,8 @@ async fn build_project(stack: &ScratchStack, name: &str, dir: PathBuf) {
     );
     dbt_config.project_dir = dir;
     let dbt = Dbt::new(dbt_config).unwrap();
-    let reports = dbt.invoke(&[DbtCommand::Run]).await.unwrap();
+    // Built whole: FCT_ORDERS would otherwise be merged into the marts already there.
+    let reports = dbt.invoke(&[DbtCommand::RunFullRefresh]).await.unwrap();
     assert!(
         reports[0].ok(),
         "the models of {name} build:\n{}",

@@ -159,6 +159,13 @@ pub enum DbtCommand {
     Build,
     /// `dbt source freshness` on the RAW tables.
     SourceFreshness,
+    /// `dbt run --full-refresh`: every model rebuilt whole, an incremental one included (a
+    /// mutant built on a warehouse that already holds marts).
+    RunFullRefresh,
+    /// The analyses (`infra/dbt/analyses`) compiled to SQL for this warehouse.
+    CompileAnalyses,
+    /// dbt's docs site as one file (`static_index.html`), with the warehouse's catalog.
+    DocsGenerate,
     /// FCT_ORDERS rebuilt whole from what its model reads, whatever it held (`dbt run
     /// --full-refresh --select fct_orders`): the reference its incremental merges must equal.
     FullRefreshOrders,
@@ -172,6 +179,9 @@ impl DbtCommand {
             Self::Build,
             Self::SourceFreshness,
             Self::FullRefreshOrders,
+            Self::RunFullRefresh,
+            Self::CompileAnalyses,
+            Self::DocsGenerate,
         ]
         .into_iter()
         .find(|c| c.as_str() == name)
@@ -184,6 +194,9 @@ impl DbtCommand {
             DbtCommand::Build => "build",
             DbtCommand::SourceFreshness => "source freshness",
             DbtCommand::FullRefreshOrders => "run --full-refresh --select fct_orders",
+            DbtCommand::RunFullRefresh => "run --full-refresh",
+            DbtCommand::CompileAnalyses => "compile --select resource_type:analysis",
+            DbtCommand::DocsGenerate => "docs generate --static",
         }
     }
 }
@@ -227,6 +240,11 @@ impl Dbt {
 
     pub fn config(&self) -> &DbtConfig {
         &self.config
+    }
+
+    /// dbt's target folder for this warehouse: compiled SQL, manifest, catalog, docs.
+    pub fn target_path(&self) -> PathBuf {
+        self.config.work_dir.join("target")
     }
 
     /// Starts this warehouse's dbt process, if none runs, and has it parse the project in the
@@ -400,7 +418,7 @@ pub fn parse_results(command: &'static str, text: &str) -> Result<DbtReport, Str
     for result in results {
         let unique_id = result["unique_id"].as_str().unwrap_or("?").to_owned();
         let status = result["status"].as_str().unwrap_or("?").to_owned();
-        if unique_id.starts_with("model.") {
+        if unique_id.starts_with("model.") || unique_id.starts_with("analysis.") {
             report.models += 1;
         } else {
             report.tests += 1;
