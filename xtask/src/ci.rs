@@ -110,12 +110,15 @@ fn steps() -> Vec<Step> {
         },
         Step {
             name: "test",
-            what: "the workspace's tests, a few binaries at a time (unit, property, tidy, and the real-stack tests on both providers: every fault kind, the change log, load-test's CLI)",
+            what: "the workspace's tests, a few binaries at a time (unit, property, tidy, and the real-stack tests on both providers: every fault kind, the change log, the marts through Airflow's DAG and its failure mail, incremental marts in waves, the consumers' report and docs, load-test's CLI)",
             // Two binaries at a time: the cores are the limit. With three, every binary ran
             // slower (harness/e2e 158 -> 235 s), the step took as long, and RabbitMQ took 25 s
             // to start; with four, batches outlived the test profile's visibility timeout and
-            // management calls timed out.
-            command: xtask(&["test", "--jobs", "2"]),
+            // management calls timed out. Chromium first: a test renders dbt's docs page.
+            command: Box::new(|| {
+                crate::images::ensure_chromium()?;
+                xtask(&["test", "--jobs", "2"])()
+            }),
         },
         Step {
             name: "e2e-containers",

@@ -99,12 +99,43 @@ fn ensure_packages() -> anyhow::Result<()> {
     if root && !exists(&["/usr/sbin/debootstrap", "/usr/bin/debootstrap"]) {
         missing.push("debootstrap");
     }
+    apt_install(
+        &missing,
+        "or pass --no-install and use your own engine via DOCKER_HOST",
+    )
+}
+
+/// Chromium for the test that renders dbt's docs page (harness/tests/e2e.rs), installed with
+/// apt-get when missing and run as root.
+pub fn ensure_chromium() -> anyhow::Result<()> {
+    let on_path = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .any(|name| {
+            std::process::Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if on_path {
+        return Ok(());
+    }
+    apt_install(
+        &["chromium"],
+        "the docs test renders dbt's docs page in headless Chromium",
+    )
+}
+
+/// Installs Debian packages with apt-get (updating the index if the first try fails); an error
+/// naming the command to run where this is not root or has no apt-get.
+fn apt_install(missing: &[&str], hint: &str) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
     anyhow::ensure!(
         root && std::path::Path::new("/usr/bin/apt-get").exists(),
-        "missing {}: install with `sudo apt-get install {}` (or pass --no-install and use your own engine via DOCKER_HOST)",
+        "missing {}: install with `sudo apt-get install {}` ({hint})",
         missing.join(", "),
         missing.join(" ")
     );
@@ -117,7 +148,7 @@ fn ensure_packages() -> anyhow::Result<()> {
         }
         Ok(std::process::Command::new("apt-get")
             .args(["install", "-y", "-q"])
-            .args(&missing)
+            .args(missing)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()?
             .success())
