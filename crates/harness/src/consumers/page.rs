@@ -6,16 +6,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use snowflake::Value;
 
 use super::Analysis;
+use crate::load::html::escape;
 
 /// Bars drawn per chart; the table below it has every row.
 const MAX_BARS: usize = 24;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// A cell as CSV and the page show it: NULL as empty, timestamps without a zone suffix.
 fn cell(value: &Value) -> String {

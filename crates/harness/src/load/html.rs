@@ -25,7 +25,8 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
-fn escape(text: &str) -> String {
+/// Text for HTML: `&`, `<`, `>` and `"` escaped (the consumers' report page uses it too).
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
