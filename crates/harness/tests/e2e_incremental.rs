@@ -49,6 +49,19 @@ fn scenario(name: &str) -> synth::Scenario {
 async fn smoke_and_dirty_merged_wave_by_wave_equal_the_oracle_and_a_full_refresh() {
     let stack = ScratchStack::shared().await;
     let _one = RUNS.lock().await;
+    // The dirty scenario holds every kind of dirty input (its dead letters are checked exact
+    // in every wave, its dbt tests after the last).
+    let mut dirty = synth::Generator::new(&scenario("dirty"), None);
+    dirty.stream().for_each(drop);
+    let p = dirty.stats();
+    assert!(
+        p.duplicates > 0 && p.late > 0 && p.poison > 0 && p.superseded > 0,
+        "dirty data of every kind: {} duplicates, {} late, {} poison, {} superseded revisions",
+        p.duplicates,
+        p.late,
+        p.poison,
+        p.superseded
+    );
     for name in ["smoke", "dirty"] {
         let config = config(&stack, scenario(name));
         let revised = orders_revised_across_waves(&config, WAVES);
@@ -59,6 +72,8 @@ async fn smoke_and_dirty_merged_wave_by_wave_equal_the_oracle_and_a_full_refresh
         let report = waves(&config).await;
         assert!(report.passed(), "{name}: {:#?}", report.problems);
         assert_eq!(report.waves.len(), WAVES);
+        let tests = report.tests.as_ref().expect("dbt test after the last wave");
+        assert!(tests.tests > 50 && tests.ok(), "{name}: {tests}");
         for wave in &report.waves[1..] {
             assert!(
                 wave.merged_rows > 0 && wave.merged_rows < wave.fct_orders_rows,
@@ -111,7 +126,8 @@ async fn mutant_waves(stack: &ScratchStack, name: &str, from: &str, to: &str) ->
     std::fs::write(&model, sql.replace(from, to)).unwrap();
     let mut config = config(stack, scenario("smoke"));
     config.dbt_project = Some(dir);
-    waves(&config).await
+    // Two waves are enough: the second merges revisions of the first's orders.
+    waves_of(&config, 2).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Small random scenarios (revisions, late events, duplicates, poison, overlap with the
-//! history, either file format) and the shipped dirty scenario through the real components on a
-//! scratch native stack: the marts always equal the oracle. A stack of its own, so it runs
+//! history, either file format) through the real components on a scratch native stack: the
+//! marts always equal the oracle. The shipped dirty scenario runs in `e2e_incremental.rs`, in
+//! waves, its marts checked after each. A stack of its own, so it runs
 //! beside `e2e.rs`. The publisher's own test (`publish/`) shares the stack.
 //!
 //! The component binaries are the ones `cargo test --workspace` builds beside this test.
@@ -10,7 +11,7 @@ mod publish;
 
 use std::time::Duration;
 
-use common::{RUNS, e2e, marts_run, root};
+use common::{RUNS, marts_run};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -132,26 +133,4 @@ async fn marts_always_equal_the_oracle_for_small_random_scenarios() {
             report.problems
         );
     }
-}
-
-/// `scenarios/dirty.toml` as `cargo xtask e2e --scenario scenarios/dirty.toml` runs it (once a
-/// CI step of its own): 20 s across midnight with duplicates, late and poison events and late
-/// revisions. The marts equal the oracle, and the data holds every kind it is named for.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dirty_scenario_marts_equal_the_oracle() {
-    let stack = ScratchStack::shared().await;
-    let _one = RUNS.lock().await;
-    let scenario = synth::Scenario::load(root().join("scenarios/dirty.toml")).unwrap();
-    let report = e2e(&stack, scenario, 0).await;
-    assert!(report.passed(), "{:#?}", report.problems);
-    let p = report.produced;
-    assert!(
-        p.duplicates > 0 && p.late > 0 && p.poison > 0 && p.superseded > 0,
-        "dirty data of every kind: {} duplicates, {} late, {} poison, {} superseded revisions",
-        p.duplicates,
-        p.late,
-        p.poison,
-        p.superseded
-    );
-    assert_eq!(report.hops.queues.rabbit_dead_letter, p.poison);
 }

@@ -6,6 +6,8 @@
 //! the previous wave left), then compared with the oracle over every event delivered so far,
 //! and with a full refresh of FCT_ORDERS on the same RAW.
 //!
+//! After the last wave dbt's data tests run on the marts it left.
+//!
 //! The full refresh replaces the merged table, so each wave's merge starts from a correct
 //! table: a merge that misses a row shows in the wave it misses it.
 
@@ -57,6 +59,8 @@ pub struct WavesReport {
     pub scenario: String,
     pub seed: u64,
     pub waves: Vec<WaveReport>,
+    /// dbt's data tests on the marts the last wave left (None if a wave did not drain).
+    pub tests: Option<DbtReport>,
     /// Everything that makes the run fail, one line each (wave by wave).
     pub problems: Vec<String>,
 }
@@ -101,6 +105,9 @@ impl std::fmt::Display for WavesReport {
                     "DIFFER"
                 },
             )?;
+        }
+        if let Some(tests) = &self.tests {
+            write!(f, "  after the last wave: {tests}")?;
         }
         for problem in &self.problems {
             writeln!(f, "  PROBLEM {problem}")?;
@@ -199,6 +206,7 @@ pub async fn run_in_waves(
         scenario: scenario.name.clone(),
         seed,
         waves: Vec::new(),
+        tests: None,
         problems: Vec::new(),
     };
     let mut before: Option<crate::prove::mart::Table> = None;
@@ -289,6 +297,18 @@ pub async fn run_in_waves(
             refresh,
         });
         before = Some(refreshed);
+    }
+    if report.waves.len() == waves {
+        progress.step("dbt test on the marts the last wave left");
+        let [tests] = <[DbtReport; 1]>::try_from(dbt.invoke(&[DbtCommand::Test]).await?)
+            .expect("one command, one report");
+        for f in &tests.failures {
+            report.problems.push(format!(
+                "after the last wave: dbt test: {} {}: {}",
+                f.status, f.unique_id, f.message
+            ));
+        }
+        report.tests = Some(tests);
     }
     let (session, stopped) = rig.finish().await;
     if let Err(e) = stopped {
