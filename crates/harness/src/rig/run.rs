@@ -145,7 +145,7 @@ impl StreamPart {
             .filter(move |(i, _)| range.contains(i))
             .map(move |(_, mut emission)| {
                 let start = *start.get_or_insert(emission.offset);
-                emission.offset -= start;
+                emission.offset = emission.offset.saturating_sub(start);
                 emission
             })
     }
