@@ -171,6 +171,27 @@ fn steps() -> Vec<Step> {
             ),
         },
         Step {
+            name: "lint-checkov",
+            what: "the CloudFormation templates against checkov's security checks, offline: none may fail (a check that does not apply is skipped in the template, with its reason)",
+            command: Box::new(|| {
+                let venv =
+                    pytools::ensure(&pytools::ToolSet::checkov(&root().join("infra/python")))?;
+                let mut cmd = Command::new(venv.bin("checkov"));
+                cmd.args([
+                    "--skip-download",
+                    "--compact",
+                    "--quiet",
+                    "--framework",
+                    "cloudformation",
+                    "-f",
+                    "infra/cloudformation/pipeline.yaml",
+                    "-f",
+                    "infra/cloudformation/publisher.yaml",
+                ]);
+                Ok(cmd)
+            }),
+        },
+        Step {
             name: "lint-cloudformation",
             what: "the CloudFormation templates, with cfn-lint",
             command: lint(

@@ -130,6 +130,7 @@ fn every_command_is_built_and_says_what_it_does() {
         "lambda",
         "lint-workflow",
         "lint-k8s",
+        "lint-checkov",
         "lint-cloudformation",
     ] {
         assert!(steps.contains(step), "{step} missing from:\n{steps}");

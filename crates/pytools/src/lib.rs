@@ -74,6 +74,16 @@ impl ToolSet {
         }
     }
 
+    /// checkov, the CloudFormation security checks: `checkov-tools.txt`.
+    pub fn checkov(infra_python: &Path) -> Self {
+        Self {
+            name: "checkov-tools".into(),
+            requirements: infra_python.join("checkov-tools.txt"),
+            constraints: None,
+            min_python: (3, 11),
+        }
+    }
+
     /// actionlint (the GitHub workflow) and cfn-lint (CloudFormation): `lint-tools.txt`.
     pub fn lint(infra_python: &Path) -> Self {
         Self {

@@ -30,7 +30,7 @@ pub(crate) fn start(
         ("GATEWAY_LISTEN", format!("127.0.0.1:{port}")),
         ("GATEWAY_SERVER", "twisted".into()),
         ("LOCALSTACK_HOST", format!("127.0.0.1:{port}")),
-        ("SERVICES", "s3,sqs,sns,cloudformation".into()),
+        ("SERVICES", "s3,sqs,sns,cloudformation,cloudwatch".into()),
         ("EAGER_SERVICE_LOADING", "1".into()),
         ("DNS_ADDRESS", "0".into()),
         ("DISABLE_EVENTS", "1".into()),
