@@ -21,13 +21,7 @@ pub struct Args {
 impl Args {
     pub fn run(self) -> anyhow::Result<()> {
         let root = root();
-        let state = stack::State::load(&root, &self.stack.stack).with_context(|| {
-            format!(
-                "no running stack `{}`: run `cargo xtask e2e --keep --stack {0} ...` (or `up`, \
-                 then an e2e) first, so its warehouse has marts",
-                self.stack.stack
-            )
-        })?;
+        let state = crate::stack_args::stack_with_marts(&root, &self.stack.stack)?;
         let out = self
             .out
             .unwrap_or_else(|| stack::new_run_dir(&root, &self.stack.stack, "report"));

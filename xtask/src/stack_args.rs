@@ -43,6 +43,17 @@ pub fn root() -> PathBuf {
         .to_owned()
 }
 
+/// A running stack whose warehouse holds the marts (`report`, `docs`); if none runs, an error
+/// that says how to get one.
+pub fn stack_with_marts(root: &Path, stack: &StackName) -> anyhow::Result<stack::State> {
+    anyhow::Context::with_context(stack::State::load(root, stack), || {
+        format!(
+            "no running stack `{stack}`: run `cargo xtask e2e --keep --stack {stack} --scenario \
+             scenarios/smoke.toml` (or any scenario) first, so its warehouse holds the marts"
+        )
+    })
+}
+
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

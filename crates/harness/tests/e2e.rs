@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{RUNS, copy_dir, e2e, e2e_through_airflow, marts_run, root};
+use common::{Orchestrator, RUNS, copy_dir, e2e, marts_run, root};
 use harness::prove::dbt::{Dbt, DbtCommand, DbtConfig};
 use harness::prove::diff::diff_marts;
 use stack::scratch::ScratchStack;
@@ -24,7 +24,7 @@ async fn smoke_marts_match_the_oracle_and_the_snapshots() {
     let _one = RUNS.lock().await;
     let scenario = synth::Scenario::load(root().join("scenarios/smoke.toml")).unwrap();
     // History overlapping the stream gives staging copies to drop.
-    let report = e2e_through_airflow(&stack, scenario, 40).await;
+    let report = e2e(&stack, scenario, 40, Orchestrator::Airflow).await;
     assert!(report.passed(), "{:#?}", report.problems);
     let steps: Vec<&str> = report.dbt.iter().map(|r| r.command).collect();
     assert_eq!(
@@ -581,7 +581,7 @@ target = "cdc"
 duration = "2s"
 "#;
     let scenario = synth::Scenario::parse("cdc-kill.toml", toml).unwrap();
-    let report = e2e(&stack, scenario, 0).await;
+    let report = e2e(&stack, scenario, 0, Orchestrator::Dbt).await;
     assert!(report.passed(), "{:#?}", report.problems);
     let cdc = report.cdc.as_ref().expect("a workload ran");
     let stats = &cdc.applied.stats;

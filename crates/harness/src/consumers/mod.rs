@@ -22,6 +22,13 @@ pub enum ConsumersError {
     },
     #[error("the stack's warehouse: {0}")]
     Warehouse(#[from] snowflake::Error),
+    #[error("the stack's warehouse: {0}")]
+    Marts(#[from] crate::rig::warehouse::WarehouseError),
+    #[error(
+        "stack `{0}` has no marts yet: run `cargo xtask e2e --keep --stack {0} --scenario \
+         scenarios/smoke.toml` (or any scenario) first"
+    )]
+    NoMarts(String),
     #[error("analysis {name} ({}): {source}", sql.display())]
     Query {
         name: String,
@@ -60,6 +67,17 @@ fn dbt_for(state: &stack::State) -> Result<Dbt, DbtError> {
     Dbt::new(DbtConfig::for_stack(state, dbt::work_dir(state), true))
 }
 
+/// A connection to `state`'s warehouse, once it holds the marts (the queries and the catalog
+/// are about them).
+async fn warehouse_with_marts(state: &stack::State) -> Result<snowflake::Client, ConsumersError> {
+    let sf = snowflake::Client::connect(snowflake::Config::from_state(&state.snowflake)?).await?;
+    if !crate::rig::warehouse::marts_exist(&sf).await? {
+        let _ = sf.close().await;
+        return Err(ConsumersError::NoMarts(state.stack.as_str().to_owned()));
+    }
+    Ok(sf)
+}
+
 async fn invoke_one(dbt: &Dbt, command: DbtCommand) -> Result<(), ConsumersError> {
     let reports = dbt.invoke(&[command]).await?;
     match reports.first() {
@@ -77,6 +95,7 @@ async fn invoke_one(dbt: &Dbt, command: DbtCommand) -> Result<(), ConsumersError
 
 /// Compiles every analysis for `state`'s warehouse and runs it there, in name order.
 pub async fn run_analyses(state: &stack::State) -> Result<Vec<Analysis>, ConsumersError> {
+    let sf = warehouse_with_marts(state).await?;
     let dbt = dbt_for(state)?;
     invoke_one(&dbt, DbtCommand::CompileAnalyses).await?;
     let compiled = dbt.target_path().join("compiled/sluice/analyses");
@@ -87,7 +106,6 @@ pub async fn run_analyses(state: &stack::State) -> Result<Vec<Analysis>, Consume
         .filter(|p| p.extension().is_some_and(|x| x == "sql"))
         .collect();
     files.sort();
-    let sf = snowflake::Client::connect(snowflake::Config::from_state(&state.snowflake)?).await?;
     let mut analyses = Vec::new();
     for file in files {
         let name = file
@@ -161,6 +179,7 @@ pub fn write_report(
 /// dbt's docs site for `state`'s warehouse, catalog included, copied to `out` (one file that
 /// opens in a browser without a server).
 pub async fn write_docs(state: &stack::State, out: &Path) -> Result<PathBuf, ConsumersError> {
+    let _ = warehouse_with_marts(state).await?.close().await;
     let dbt = dbt_for(state)?;
     invoke_one(&dbt, DbtCommand::DocsGenerate).await?;
     let built = dbt.target_path().join("static_index.html");

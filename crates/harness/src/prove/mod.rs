@@ -78,6 +78,21 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The rig of an e2e run: this config's scenario, components and folder, with `chaos`
+    /// (the schedule, or none), default component options and publishing in-process.
+    fn setup<'a>(&'a self, seed: u64, chaos: &'a [Fault]) -> Setup<'a> {
+        Setup {
+            scenario: &self.scenario,
+            seed,
+            binaries: &self.binaries,
+            work_dir: self.work_dir.clone(),
+            chaos,
+            options: ComponentOptions::default(),
+            build: None,
+            publishers: Default::default(),
+        }
+    }
+
     /// How to run dbt on `state`'s warehouse for this run: `infra/dbt`, or the copy in
     /// `dbt_project` with dbt's folders of its own (its manifest is another project's).
     fn dbt_config(&self, state: &stack::State) -> DbtConfig {
@@ -335,16 +350,7 @@ pub async fn run(config: &RunConfig, progress: &mut dyn Progress) -> Result<RunR
     };
     clock.lap("reset");
 
-    let setup = Setup {
-        scenario,
-        seed,
-        binaries: &config.binaries,
-        work_dir: config.work_dir.clone(),
-        chaos: &config.chaos,
-        options: ComponentOptions::default(),
-        build: None,
-        publishers: Default::default(),
-    };
+    let setup = config.setup(seed, &config.chaos);
     let snapshot_id = format!("e2e-{}-{seed}", scenario.name);
     let (mut rig, (history_report, snapshot_report)) = Box::pin(Rig::prepare(
         session,

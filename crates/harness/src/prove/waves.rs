@@ -22,10 +22,9 @@ use super::dbt::{Dbt, DbtCommand, DbtReport};
 use super::diff::{MartsDiff, TableDiff, diff_marts, diff_table};
 use super::oracle::expected_marts;
 use crate::error::RunError;
-use crate::rig::components::ComponentOptions;
 use crate::rig::session::Session;
 use crate::rig::warehouse;
-use crate::rig::{Clock, Progress, Rig, Round, Setup, StreamPart};
+use crate::rig::{Clock, Progress, Rig, Round, StreamPart};
 
 /// What one wave showed.
 pub struct WaveReport {
@@ -161,7 +160,8 @@ pub fn orders_revised_across_waves(config: &RunConfig, waves: usize) -> usize {
 }
 
 /// Streams `config`'s scenario in `waves` waves and proves the incremental marts after each.
-/// Any fault schedule of the config is not used: the question is the merge, not the transport.
+/// The question is the merge, not the transport or the orchestrator: the config's fault
+/// schedule, overlap and orchestrator are not used (dbt runs directly, as in the DAG's tasks).
 pub async fn run_in_waves(
     config: &RunConfig,
     waves: usize,
@@ -181,16 +181,7 @@ pub async fn run_in_waves(
     let (history, parts) = wave_events(config, seed, waves);
     let dbt = Dbt::new(config.dbt_config(&session.state))?;
     dbt.prepare();
-    let setup = Setup {
-        scenario,
-        seed,
-        binaries: &config.binaries,
-        work_dir: config.work_dir.clone(),
-        chaos: &[],
-        options: ComponentOptions::default(),
-        build: None,
-        publishers: Default::default(),
-    };
+    let setup = config.setup(seed, &[]);
     let mut delivered: Vec<Event> = history.clone();
     let (mut rig, _) = Box::pin(Rig::prepare(
         session,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::prove::{DbtSteps, Orchestrator, RunConfig, RunReport, run};
+pub use harness::prove::Orchestrator;
+use harness::prove::{DbtSteps, RunConfig, RunReport, run};
 use harness::rig::components::ComponentBinaries;
 use stack::scratch::ScratchStack;
 use synth::chaos::FaultKind;
@@ -47,24 +48,13 @@ pub async fn run_on(
     report
 }
 
-/// An end-to-end run as `cargo xtask e2e` makes it: dbt's models, tests and source freshness.
-pub async fn e2e(stack: &Arc<ScratchStack>, scenario: synth::Scenario, overlap: u64) -> RunReport {
-    run_on(
-        stack,
-        scenario,
-        overlap,
-        Duration::from_secs(90),
-        DbtSteps::All,
-        Orchestrator::Dbt,
-    )
-    .await
-}
-
-/// [`e2e`] with the marts built by Airflow's `sluice_marts` DAG, as production builds them.
-pub async fn e2e_through_airflow(
+/// An end-to-end run as `cargo xtask e2e` makes it: dbt's models, tests and source freshness,
+/// run by the harness or by Airflow's `sluice_marts` DAG.
+pub async fn e2e(
     stack: &Arc<ScratchStack>,
     scenario: synth::Scenario,
     overlap: u64,
+    orchestrator: Orchestrator,
 ) -> RunReport {
     run_on(
         stack,
@@ -72,7 +62,7 @@ pub async fn e2e_through_airflow(
         overlap,
         Duration::from_secs(90),
         DbtSteps::All,
-        Orchestrator::Airflow,
+        orchestrator,
     )
     .await
 }
