@@ -31,15 +31,42 @@ pub fn command() -> Command {
     cmd
 }
 
+/// `--batcher`: how the batcher runs.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum Batcher {
+    /// `batcher`, its own SQS poller.
+    #[default]
+    Poller,
+    /// As production runs it: `batcher-lambda` under a Lambda Runtime API, fed by an SQS
+    /// event-source mapping (`lambda-host`).
+    Lambda,
+}
+
+impl From<Batcher> for harness::rig::components::BatcherShape {
+    fn from(b: Batcher) -> Self {
+        match b {
+            Batcher::Poller => Self::Poller,
+            Batcher::Lambda => Self::Lambda,
+        }
+    }
+}
+
 /// `cargo build` of the component binaries; returns where cargo put them.
 pub fn build_components(root: &Path, release: bool) -> anyhow::Result<ComponentBinaries> {
-    eprintln!("building relay, batcher, pipe and cdc...");
-    let found = build_bins(root, release, &["relay", "batcher", "pipe", "cdc"])?;
+    eprintln!("building relay, batcher (and its Lambda host), pipe and cdc...");
+    let found = build_bins(
+        root,
+        release,
+        &["relay", "batcher", "lambda-host", "pipe", "cdc"],
+    )?;
+    exe(&found, "batcher-lambda")?;
     Ok(ComponentBinaries {
         relay: exe(&found, "relay")?,
         batcher: exe(&found, "batcher")?,
+        lambda_host: exe(&found, "lambda-host")?,
         pipe: exe(&found, "pipe")?,
         cdc: exe(&found, "cdc")?,
+        batcher_shape: Default::default(),
     })
 }
 

@@ -46,6 +46,10 @@ pub struct Args {
     /// stack's folder; Airflow is installed on first use, as the other Python tools).
     #[arg(long, value_enum, default_value_t = Orchestrator::Dbt)]
     orchestrator: Orchestrator,
+    /// How the batcher runs: `poller` (its own SQS poller) or `lambda` (its Lambda bootstrap
+    /// under a Lambda Runtime API, fed by an event-source mapping, as in production).
+    #[arg(long, value_enum, default_value_t)]
+    batcher: crate::cargo::Batcher,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -81,7 +85,8 @@ impl Args {
         let mut phases = Vec::new();
 
         let started = Instant::now();
-        let binaries = crate::cargo::build_components(&root, self.release)?;
+        let binaries =
+            crate::cargo::build_components(&root, self.release)?.with_batcher(self.batcher.into());
         phases.push(Phase {
             name: "build",
             elapsed: started.elapsed(),

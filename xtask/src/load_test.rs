@@ -65,7 +65,7 @@ pub struct Args {
     /// what the timing costs.
     #[arg(long)]
     no_timing: bool,
-    /// Use the relay, batcher, pipe and cdc executables in DIR instead of building them (e.g. the
+    /// Use the relay, batcher (and lambda-host, batcher-lambda), pipe and cdc executables in DIR instead of building them (e.g. the
     /// ones `cargo test` built in target/debug); with --publishers above 1, the `publisher`
     /// worker too.
     #[arg(long, value_name = "DIR")]
@@ -75,6 +75,10 @@ pub struct Args {
     /// Their logs go to `publishers/` beside the reports.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     publishers: u32,
+    /// How the batcher runs: `poller` (its own SQS poller) or `lambda` (its Lambda bootstrap
+    /// under a Lambda Runtime API, fed by an event-source mapping, as in production).
+    #[arg(long, value_enum, default_value_t)]
+    batcher: crate::cargo::Batcher,
 }
 
 /// Interval lines on a pipe or a file (CI logs), a live bar on a terminal.
@@ -186,13 +190,11 @@ impl Args {
             .transpose()
             .map_err(anyhow::Error::msg)?;
         let binaries = match &self.bin_dir {
-            Some(dir) => {
-                let binaries = harness::rig::components::ComponentBinaries::in_dir(dir);
-                binaries.check(&synth::Component::ALL)?;
-                binaries
-            }
+            Some(dir) => harness::rig::components::ComponentBinaries::in_dir(dir),
             None => crate::cargo::build_components(&root, !self.dev)?,
-        };
+        }
+        .with_batcher(self.batcher.into());
+        binaries.check(&synth::Component::ALL)?;
         let publisher_exe = match (&self.bin_dir, self.publishers) {
             (_, 1) => None,
             (Some(dir), _) => {

@@ -3,6 +3,7 @@
 
 mod cargo;
 mod ci;
+mod deploy;
 mod docs;
 mod down;
 mod e2e;
@@ -54,6 +55,14 @@ enum Command {
     Engine(engine::Args),
     /// Print `export` lines for using a running stack from a shell.
     Env(env::Args),
+    /// Deploy infra/cloudformation/pipeline.yaml to an account as one change set: target `aws`
+    /// (the whole pipeline: Amazon MQ, the relay on ECS Fargate, the batcher as a Lambda with
+    /// its SQS event-source mapping, Snowpipe's role) or `local` (the data resources).
+    ///
+    /// The parameters are checked first (names, bounds, what target aws needs, the ingest
+    /// visibility timeout over six times the batcher's timeout). `--dry-run` writes the change
+    /// set it would create to target/sluice/deploy/<stack>/ and sends nothing.
+    Deploy(deploy::Args),
     /// Run one SQL statement against fakesnow or a real Snowflake account and print the result.
     Sql(sql::Args),
     /// What the marts' consumers see: run the example queries of infra/dbt/analyses (top-selling
@@ -162,6 +171,7 @@ fn main() -> ExitCode {
         Command::Down(args) => args.run(),
         Command::Status(args) => args.run(),
         Command::Env(args) => args.run(),
+        Command::Deploy(args) => args.run(),
         Command::Images(args) => args.run(),
         Command::Engine(args) => args.run(),
         Command::Sql(args) => args.run(),

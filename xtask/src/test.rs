@@ -49,6 +49,7 @@ const STARTS_SERVICES: &[(&str, f64)] = &[
     ("harness/chaos_mixed", 132.0),
     ("harness/e2e", 171.0),
     ("harness/e2e_incremental", 164.0),
+    ("harness/e2e_lambda", 60.0),
     ("harness/e2e_properties", 36.0),
     ("pipe/stack", 51.0),
     ("pytools/fresh_cache", 22.0),

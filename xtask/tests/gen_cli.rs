@@ -127,7 +127,6 @@ fn every_command_is_built_and_says_what_it_does() {
         "images",
         "test",
         "e2e-containers",
-        "lambda",
         "lint-workflow",
         "lint-k8s",
         "lint-checkov",

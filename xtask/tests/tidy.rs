@@ -103,6 +103,8 @@ const BUILDS: &[(&str, &[&str])] = &[
             "-p",
             "batcher",
             "-p",
+            "lambda-host",
+            "-p",
             "pipe",
             "-p",
             "cdc",
@@ -117,17 +119,6 @@ const BUILDS: &[(&str, &[&str])] = &[
     (
         "the provisioning crate's tests alone (`cargo test -p stack`)",
         &["-p", "stack", "-e", "normal,build,dev"],
-    ),
-    (
-        "the Lambda build (`--features lambda`)",
-        &[
-            "-p",
-            "batcher",
-            "--features",
-            "lambda",
-            "-e",
-            "normal,build",
-        ],
     ),
 ];
 
@@ -257,4 +248,67 @@ fn the_provisioning_crate_links_no_component() {
         linked.is_empty(),
         "stack links the components {linked:?}; provisioning may link none"
     );
+}
+
+/// The stack outputs the code reads are the ones the template promises in both targets (its
+/// Metadata `outputs-read-by-up`, which cfn-lint's rule E9103 holds to no Condition): a
+/// component reading an `aws`-only output would find nothing on the local target.
+#[test]
+fn the_code_reads_only_outputs_both_targets_have() {
+    let template =
+        std::fs::read_to_string(root().join("infra/cloudformation/pipeline.yaml")).unwrap();
+    let mut promised = Vec::new();
+    let mut outputs = Vec::new();
+    let mut section = "";
+    for line in template.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            section = line.trim_end_matches(':');
+            continue;
+        }
+        if line.trim_start().starts_with("outputs-read-by-up:") {
+            section = "promised";
+            continue;
+        }
+        match section {
+            "promised" => match line.trim_start().strip_prefix("- ") {
+                Some(name) if line.starts_with("      ") => promised.push(name.trim().to_owned()),
+                _ if line.trim_start().starts_with('#') => {}
+                _ => section = "Metadata",
+            },
+            "Outputs" => {
+                if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+                    && !name.starts_with(' ')
+                    && !name.starts_with('#')
+                {
+                    outputs.push(name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(promised.len() >= 6, "the promised outputs: {promised:?}");
+    assert!(
+        outputs.len() > promised.len(),
+        "the template's outputs: {outputs:?}"
+    );
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut problems = Vec::new();
+    for file in files
+        .iter()
+        .filter(|f| !f.components().any(|c| c.as_os_str() == "tests"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        for output in outputs.iter().filter(|o| !promised.contains(o)) {
+            if text.contains(&format!("\"{output}\"")) {
+                problems.push(format!(
+                    "{} reads the output {output}, which only the aws target has",
+                    file.strip_prefix(root()).unwrap_or(file).display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

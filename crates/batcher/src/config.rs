@@ -9,6 +9,9 @@ pub enum Fault {
     None,
     /// Stop dead after the first S3 put, before its SNS notice and before any SQS delete.
     CrashAfterPut,
+    /// Report every second record of each batch as failed without writing it (a transient error
+    /// on part of a batch): those records must stay on the queue and come back.
+    FailPart,
 }
 
 #[derive(Clone, Debug)]

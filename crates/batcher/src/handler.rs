@@ -81,6 +81,10 @@ impl<S: Sink> Handler<S> {
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         let mut decoded = Vec::new();
         for (index, record) in records.iter().enumerate() {
+            if self.config.fault == Fault::FailPart && index % 2 == 1 {
+                failed.insert(index);
+                continue;
+            }
             match decode_record(record) {
                 Ok(events) => decoded.extend(events.into_iter().map(|e| (index, e))),
                 Err(reason) => {
@@ -373,6 +377,29 @@ max_lateness = "3d"
         assert_eq!(failed, ["poison", "odd"]);
         assert_eq!(h.metrics().snapshot().events_written, 20);
         assert_eq!(h.metrics().snapshot().poison_records, 2);
+    }
+
+    #[test]
+    fn the_fail_part_fault_fails_every_second_record_and_writes_only_the_rest() {
+        let input = events(5, 10);
+        let recs = records(&input, 1);
+        let h = Handler::new(
+            MemorySink::default(),
+            HandlerConfig {
+                format: FileFormat::NdjsonGz,
+                key_prefix: "raw".into(),
+                fault: Fault::FailPart,
+            },
+            Arc::default(),
+        );
+        let response = run(h.handle(&recs)).unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m1", "m3", "m5", "m7", "m9"]);
+        assert_eq!(h.metrics().snapshot().events_written, 5);
     }
 
     #[test]

@@ -29,10 +29,16 @@ fn records(event: SqsEvent) -> Vec<Record> {
 pub async fn serve<S: Sink + 'static>(handler: Handler<S>) -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let response = handler
-            .handle(&records(event.payload))
-            .await
-            .map_err(lambda_runtime::Error::from)?;
+        let response = match handler.handle(&records(event.payload)).await {
+            Ok(response) => response,
+            // An injected crash stops the process dead mid-invocation, as a killed execution
+            // environment would: no response, no error report.
+            Err(crash @ crate::BatcherError::InjectedCrash { .. }) => {
+                eprintln!("batcher-lambda: {crash}");
+                std::process::exit(101);
+            }
+            Err(e) => return Err(lambda_runtime::Error::from(e)),
+        };
         let mut out = SqsBatchResponse::default();
         out.batch_item_failures = response
             .batch_item_failures

@@ -10,7 +10,6 @@ mod config;
 mod error;
 pub mod group;
 pub mod handler;
-#[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod metrics;
 pub mod poller;

@@ -53,7 +53,7 @@ struct Cli {
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Inject a fault (tests): `crash-after-put` exits after the first S3 put, before SNS and
-    /// before any delete.
+    /// before any delete; `fail-part` reports every second record of a batch failed, unwritten.
     #[arg(long, value_enum, default_value = "none", hide = true)]
     fault: Fault,
     #[command(flatten)]
@@ -109,7 +109,14 @@ async fn main() -> Result<()> {
         move || m.snapshot()
     });
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let result = batcher::poller::run(config, sqs, handler, runtime::shutdown_signal()).await;
+    let result = batcher::poller::run(
+        config,
+        sqs,
+        handler,
+        metrics.clone(),
+        runtime::shutdown_signal(),
+    )
+    .await;
     metrics_file.finish()?;
     if let Err(e @ BatcherError::InjectedCrash { .. }) = &result {
         // A crash, not a shutdown: no cleanup, no deletes.

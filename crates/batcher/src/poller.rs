@@ -13,10 +13,26 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::group::GroupCommit;
-use crate::handler::{Handler, Record};
+use crate::handler::{BatchResponse, Handler, Record};
 use crate::metrics::Metrics;
 use crate::sink::Sink;
 use crate::{BatcherConfig, BatcherError, MetricsSnapshot};
+
+/// What a filled batch is handed to: the handler in this process, or a function elsewhere (a
+/// Lambda runtime the harness hosts). The poller deletes exactly the records the answer does not
+/// list as failed; `Err` stops the poller with nothing of that batch deleted.
+pub trait Invoke: Send + Sync + 'static {
+    fn invoke(
+        &self,
+        records: Vec<Record>,
+    ) -> impl Future<Output = Result<BatchResponse, BatcherError>> + Send;
+}
+
+impl<S: Sink + 'static> Invoke for Handler<S> {
+    async fn invoke(&self, records: Vec<Record>) -> Result<BatchResponse, BatcherError> {
+        self.handle(&records).await
+    }
+}
 
 /// Refuses a batch window the queue's visibility timeout cannot cover: records received at the
 /// start of a batch would become visible to other receivers while it fills, and be written
@@ -74,12 +90,14 @@ struct Received {
     receipt_handle: String,
 }
 
-/// Polls until `shutdown` resolves (then handles what it holds and returns) or the handler
-/// crashes (an injected fault: returns the error, deleting nothing of that batch).
-pub async fn run<S: Sink + 'static>(
+/// Polls until `shutdown` resolves (then handles what it holds and returns) or an invocation
+/// fails (an injected crash: returns the error, deleting nothing of that batch). The poller
+/// counts its receives and deletes in `metrics`; the handler counts the rest.
+pub async fn run<I: Invoke>(
     config: BatcherConfig,
     sqs: aws_sdk_sqs::Client,
-    handler: Arc<Handler<S>>,
+    handler: Arc<I>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<MetricsSnapshot, BatcherError> {
     if config.batch_size == 0 || config.receivers == 0 || config.concurrency == 0 {
@@ -88,7 +106,6 @@ pub async fn run<S: Sink + 'static>(
         ));
     }
     check_visibility_timeout(&sqs, &config).await?;
-    let metrics = handler.metrics().clone();
     let (tx, mut rx) = mpsc::channel::<Received>(config.batch_size.max(10) * 2);
     let mut receivers = JoinSet::new();
     for _ in 0..config.receivers {
@@ -124,7 +141,7 @@ pub async fn run<S: Sink + 'static>(
             () = sleep_until(deadline) => {
                 deadline = None;
                 let full = std::mem::take(&mut batch);
-                invoke(&mut invocations, &permits, &deletes, &handler, full).await;
+                invoke(&mut invocations, &permits, &deletes, &handler, &metrics, full).await;
             }
             received = rx.recv() => {
                 let Some(received) = received else {
@@ -137,7 +154,7 @@ pub async fn run<S: Sink + 'static>(
                 if batch.len() >= config.batch_size {
                     deadline = None;
                     let full = std::mem::take(&mut batch);
-                    invoke(&mut invocations, &permits, &deletes, &handler, full).await;
+                    invoke(&mut invocations, &permits, &deletes, &handler, &metrics, full).await;
                 }
             }
         }
@@ -149,7 +166,15 @@ pub async fn run<S: Sink + 'static>(
             batch.push(received);
         }
         if !batch.is_empty() {
-            invoke(&mut invocations, &permits, &deletes, &handler, batch).await;
+            invoke(
+                &mut invocations,
+                &permits,
+                &deletes,
+                &handler,
+                &metrics,
+                batch,
+            )
+            .await;
         }
     }
     let mut first_error = outcome.err();
@@ -172,11 +197,12 @@ pub async fn run<S: Sink + 'static>(
     }
 }
 
-async fn invoke<S: Sink + 'static>(
+async fn invoke<I: Invoke>(
     invocations: &mut JoinSet<Result<(), BatcherError>>,
     permits: &Arc<Semaphore>,
     deletes: &GroupCommit<String>,
-    handler: &Arc<Handler<S>>,
+    handler: &Arc<I>,
+    metrics: &Arc<Metrics>,
     batch: Vec<Received>,
 ) {
     if batch.is_empty() {
@@ -187,11 +213,11 @@ async fn invoke<S: Sink + 'static>(
         .acquire_owned()
         .await
         .expect("the semaphore is never closed");
-    let (deletes, handler) = (deletes.clone(), handler.clone());
+    let (deletes, handler, metrics) = (deletes.clone(), handler.clone(), metrics.clone());
     invocations.spawn(async move {
         let _permit = permit;
         let records: Vec<Record> = batch.iter().map(|r| r.record.clone()).collect();
-        let response = handler.handle(&records).await?;
+        let response = handler.invoke(records).await?;
         let failed: std::collections::HashSet<&str> = response
             .batch_item_failures
             .iter()
@@ -201,7 +227,7 @@ async fn invoke<S: Sink + 'static>(
             .iter()
             .filter(|r| !failed.contains(r.record.message_id.as_str()))
             .collect();
-        delete(&deletes, &done, handler.metrics()).await;
+        delete(&deletes, &done, &metrics).await;
         Ok(())
     });
 }

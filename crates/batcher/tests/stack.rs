@@ -189,12 +189,15 @@ async fn run_until(
 ) -> Result<batcher::MetricsSnapshot, BatcherError> {
     let metrics = handler.metrics().clone();
     let deadline = Instant::now() + timeout;
-    let stop = async move {
-        while !done(&metrics) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let stop = {
+        let metrics = metrics.clone();
+        async move {
+            while !done(&metrics) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     };
-    batcher::poller::run(config, f.sqs.clone(), handler, stop).await
+    batcher::poller::run(config, f.sqs.clone(), handler, metrics, stop).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -290,14 +290,15 @@ async fn bench(args: &Args, stack: &ScratchStack) {
     };
     let started = Instant::now();
     let m = metrics.clone();
-    let snapshot = batcher::poller::run(config, sqs.clone(), handler, async move {
-        wait_for("batcher", || {
-            m.events_written.load(Relaxed) >= n && m.deleted_records.load(Relaxed) >= n / 100
+    let snapshot =
+        batcher::poller::run(config, sqs.clone(), handler, metrics.clone(), async move {
+            wait_for("batcher", || {
+                m.events_written.load(Relaxed) >= n && m.deleted_records.load(Relaxed) >= n / 100
+            })
+            .await
         })
         .await
-    })
-    .await
-    .unwrap();
+        .unwrap();
     let secs = started.elapsed().as_secs_f64();
     println!(
         "batcher (pack=100 messages)   {:>10.0} events/s  {:.1} MB/s gzipped NDJSON, {} objects",

@@ -5,10 +5,12 @@
 //!   limits);
 //! - [`acks`] turns out-of-order completions into contiguous multiple-acks;
 //! - [`forward`] sends a batch and retries its failed entries with backoff;
-//! - [`run`] is the loop that ties them together and shuts down without losing anything.
+//! - [`run`] is the loop that ties them together and shuts down without losing anything;
+//! - [`backlog`] publishes the source queues' depth as an embedded metric, for scaling.
 
 pub mod acks;
 pub mod assemble;
+pub mod backlog;
 mod config;
 mod error;
 pub mod forward;

@@ -50,6 +50,14 @@ struct Cli {
     /// On shutdown, how long to wait for in-flight sends before closing.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
+    /// Every INTERVAL, write the source queues' depth to stdout as a CloudWatch embedded metric
+    /// (`Sluice/Relay SourceBacklog`, dimension `Stack`): what the relay's ECS service scales
+    /// on. Off by default.
+    #[arg(long, value_name = "INTERVAL", value_parser = humantime::parse_duration)]
+    backlog_metrics: Option<Duration>,
+    /// The `Stack` dimension of the backlog metric [default: the --stack name, else `sluice`].
+    #[arg(long, env = "SLUICE_STACK_NAME")]
+    stack_name: Option<String>,
     #[command(flatten)]
     metrics: MetricsArgs,
 }
@@ -93,7 +101,29 @@ async fn main() -> Result<()> {
         let m = metrics.clone();
         move || m.snapshot()
     });
+    let backlog = cli.backlog_metrics.map(|interval| {
+        let (url, queues) = (config.amqp_url.clone(), config.queues.clone());
+        let stack = cli
+            .stack_name
+            .clone()
+            .or_else(|| cli.stack.stack.as_ref().map(|s| s.as_str().to_owned()))
+            .unwrap_or_else(|| "sluice".into());
+        tokio::spawn(async move {
+            relay::backlog::publish(
+                &url,
+                &queues,
+                &stack,
+                interval,
+                &mut std::io::stdout(),
+                std::future::pending::<()>(),
+            )
+            .await;
+        })
+    });
     let result = relay::run(config, sqs, metrics.clone(), runtime::shutdown_signal()).await;
+    if let Some(task) = backlog {
+        task.abort();
+    }
     metrics_file.finish()?;
     let snapshot = result?;
     eprintln!(

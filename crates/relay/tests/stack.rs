@@ -402,3 +402,34 @@ async fn a_relay_killed_mid_stream_and_restarted_loses_nothing() {
         "the restarted relay acked everything"
     );
 }
+
+/// The scaling metric: the source queues' ready depth as embedded-metric lines, counted by the
+/// broker, not by the relay (nothing consumes the queue here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_metric_reports_the_source_queues_depth() {
+    let f = Fixture::new().await;
+    let input = events(7, 3);
+    f.publish(&input.iter().map(|e| e.encode()).collect::<Vec<_>>())
+        .await;
+    let mut out: Vec<u8> = Vec::new();
+    let queues = vec![f.queue.clone()];
+    relay::backlog::publish(
+        &f.stack.state.rabbitmq.amqp_url,
+        &queues,
+        "test-stack",
+        Duration::from_millis(100),
+        &mut out,
+        tokio::time::sleep(Duration::from_millis(350)),
+    )
+    .await;
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "a line per interval: {lines:?}");
+    for line in &lines {
+        assert_eq!(line["SourceBacklog"], 7, "{line}");
+        assert_eq!(line["Stack"], "test-stack");
+    }
+}

@@ -14,6 +14,7 @@
 mod apply;
 mod broker;
 pub mod containers;
+pub mod deploy;
 pub mod engine;
 mod error;
 mod external;

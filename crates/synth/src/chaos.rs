@@ -27,16 +27,20 @@ pub enum FaultKind {
     DuplicateNotice,
     /// The TCP proxy in front of a service refuses, resets, blackholes or delays for `duration`.
     Outage,
+    /// For `duration` the batcher reports every second record of each batch failed without
+    /// writing it (an error on part of a batch); those records must come back, not be deleted.
+    PartialFailure,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::BrokerRestart,
         FaultKind::CrashAfterPut,
         FaultKind::DuplicateNotice,
         FaultKind::Outage,
+        FaultKind::PartialFailure,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +51,7 @@ impl FaultKind {
             FaultKind::CrashAfterPut => "crash-after-put",
             FaultKind::DuplicateNotice => "duplicate-notice",
             FaultKind::Outage => "outage",
+            FaultKind::PartialFailure => "partial-failure",
         }
     }
 
@@ -62,6 +67,7 @@ impl FaultKind {
             FaultKind::CrashAfterPut => &[Batcher],
             FaultKind::DuplicateNotice => &[Pipe],
             FaultKind::Outage => &[Localstack, Fakesnow, Rabbitmq],
+            FaultKind::PartialFailure => &[Batcher],
         }
     }
 
@@ -504,7 +510,7 @@ mod tests {
             .map(|(i, k)| spec(&format!("{}s", 1 + 4 * i), *k))
             .collect();
         let faults = resolve(&specs, Duration::from_secs(60)).unwrap();
-        assert_eq!(faults.len(), 6);
+        assert_eq!(faults.len(), FaultKind::ALL.len());
         assert_eq!(faults[0].target, Target::Relay);
         assert_eq!(faults[2].target, Target::Rabbitmq);
         assert_eq!(
@@ -549,7 +555,7 @@ mod tests {
         );
         resolve(&a, stream).expect("valid");
         let kinds: std::collections::HashSet<_> = a.iter().map(|s| s.kind).collect();
-        assert_eq!(kinds.len(), 6, "{a:?}");
+        assert_eq!(kinds.len(), FaultKind::ALL.len(), "{a:?}");
         let text = to_toml(&a);
         assert_eq!(
             parse_file(std::path::Path::new("r.toml"), &text).unwrap(),

@@ -435,6 +435,10 @@ fn assemble(
                 Publishers::InProcess => 1,
                 Publishers::Split(w) => w.count.get(),
             },
+            batcher: match config.binaries.batcher_shape {
+                crate::rig::components::BatcherShape::Poller => "poller".into(),
+                crate::rig::components::BatcherShape::Lambda => "lambda".into(),
+            },
         },
         baselines,
         rates: measured_rates,

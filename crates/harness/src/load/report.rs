@@ -76,6 +76,13 @@ pub struct Settings {
     /// Processes the stream was published from (1: the harness itself).
     #[serde(default = "one")]
     pub publishers: u32,
+    /// How the batcher ran: `poller`, or `lambda` (its bootstrap under a Runtime API).
+    #[serde(default = "poller")]
+    pub batcher: String,
+}
+
+fn poller() -> String {
+    "poller".into()
 }
 
 fn one() -> u32 {
@@ -244,7 +251,7 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "{} events/s offered for {:.0} s ({:.0} s warm-up) from {} publisher process{}, pack {}, batch {} / {} ms, {}, {} build, {} CPUs; started {}.\n",
+            "{} events/s offered for {:.0} s ({:.0} s warm-up) from {} publisher process{}, pack {}, batch {} / {} ms ({} batcher), {}, {} build, {} CPUs; started {}.\n",
             fmt_rate(s.offered_rate),
             s.duration_s,
             s.warm_up_s,
@@ -253,6 +260,7 @@ impl Report {
             s.pack,
             s.batch_size,
             s.batch_window_ms,
+            s.batcher,
             s.file_format,
             s.profile,
             s.cpus,

@@ -14,7 +14,7 @@ use synth::Scenario;
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
     #[error(
-        "the {name} binary is missing at {}: build it with `cargo build -p relay -p batcher -p pipe -p cdc --bins`",
+        "the {name} binary is missing at {}: build it with `cargo build -p relay -p batcher -p lambda-host -p pipe -p cdc --bins`",
         path.display()
     )]
     Missing { name: &'static str, path: PathBuf },
@@ -104,13 +104,27 @@ impl ComponentOptions {
     }
 }
 
+/// How the batcher runs: as its own SQS poller (`batcher`), or as production runs it, its
+/// Lambda bootstrap (`batcher-lambda`) under a Lambda Runtime API fed by an event-source
+/// mapping (`lambda-host`). Both take the same flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BatcherShape {
+    #[default]
+    Poller,
+    Lambda,
+}
+
 /// Where the component executables are.
 #[derive(Clone, Debug)]
 pub struct ComponentBinaries {
     pub relay: PathBuf,
     pub batcher: PathBuf,
+    /// `lambda-host`; it runs `batcher-lambda` from its own folder.
+    pub lambda_host: PathBuf,
     pub pipe: PathBuf,
     pub cdc: PathBuf,
+    /// Which of `batcher` and `lambda_host` runs as the batcher.
+    pub batcher_shape: BatcherShape,
 }
 
 impl ComponentBinaries {
@@ -120,9 +134,17 @@ impl ComponentBinaries {
         Self {
             relay: exe(Component::Relay),
             batcher: exe(Component::Batcher),
+            lambda_host: dir.join("lambda-host"),
             pipe: exe(Component::Pipe),
             cdc: exe(Component::Cdc),
+            batcher_shape: BatcherShape::Poller,
         }
+    }
+
+    /// The same executables, the batcher run in `shape`.
+    pub fn with_batcher(mut self, shape: BatcherShape) -> Self {
+        self.batcher_shape = shape;
+        self
     }
 
     /// For integration tests: the binaries cargo built next to the running test
@@ -142,7 +164,7 @@ impl ComponentBinaries {
         Ok(binaries)
     }
 
-    /// Each of `components` has its executable.
+    /// Each of `components` has its executable (the Lambda shape's bootstrap too).
     pub fn check(&self, components: &[Component]) -> Result<(), ComponentError> {
         for &component in components {
             let path = self.path(component);
@@ -153,13 +175,25 @@ impl ComponentBinaries {
                 });
             }
         }
+        if components.contains(&Component::Batcher) && self.batcher_shape == BatcherShape::Lambda {
+            let bootstrap = self.lambda_host.with_file_name("batcher-lambda");
+            if !bootstrap.is_file() {
+                return Err(ComponentError::Missing {
+                    name: "batcher-lambda",
+                    path: bootstrap,
+                });
+            }
+        }
         Ok(())
     }
 
     pub fn path(&self, component: Component) -> &PathBuf {
         match component {
             Component::Relay => &self.relay,
-            Component::Batcher => &self.batcher,
+            Component::Batcher => match self.batcher_shape {
+                BatcherShape::Poller => &self.batcher,
+                BatcherShape::Lambda => &self.lambda_host,
+            },
             Component::Pipe => &self.pipe,
             Component::Cdc => &self.cdc,
         }
@@ -418,6 +452,26 @@ impl Components {
             child.process.as_mut().map(|p| p.try_wait()),
             Some(Ok(Some(_)))
         )
+    }
+
+    /// The counters of `component`'s running process alone (not its predecessors').
+    pub fn own_metrics(&mut self, component: Component) -> ComponentMetrics {
+        let path = self.child(component).metrics.clone();
+        read_file(component, &path)
+    }
+
+    /// Whether the armed batcher crashed: the poller exits; in the Lambda shape the host stays
+    /// and counts its environment's crash (a process that died holding an invocation).
+    pub fn batcher_crashed(&mut self) -> bool {
+        if self.exited(Component::Batcher) {
+            return true;
+        }
+        let metrics = &self.child(Component::Batcher).metrics;
+        std::fs::read(metrics)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.pointer("/lambda/crashes")?.as_u64())
+            .is_some_and(|crashes| crashes > 0)
     }
 
     /// SIGSTOP (`true`) or SIGCONT (`false`).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use harness::prove::Orchestrator;
 use harness::prove::{DbtSteps, RunConfig, RunReport, run};
-use harness::rig::components::ComponentBinaries;
+use harness::rig::components::{BatcherShape, ComponentBinaries};
 use stack::scratch::ScratchStack;
 use synth::chaos::FaultKind;
 
@@ -29,12 +29,40 @@ pub async fn run_on(
     dbt: DbtSteps,
     orchestrator: Orchestrator,
 ) -> RunReport {
+    run_shaped(
+        stack,
+        scenario,
+        overlap,
+        quiesce_timeout,
+        dbt,
+        orchestrator,
+        BatcherShape::Poller,
+    )
+    .await
+}
+
+/// [`run_on`] with the batcher run in `shape`.
+pub async fn run_shaped(
+    stack: &Arc<ScratchStack>,
+    scenario: synth::Scenario,
+    overlap: u64,
+    quiesce_timeout: Duration,
+    dbt: DbtSteps,
+    orchestrator: Orchestrator,
+    shape: BatcherShape,
+) -> RunReport {
     let chaos = scenario.faults().expect("a valid fault schedule");
+    let binaries = ComponentBinaries::beside_current_exe()
+        .expect("component binaries")
+        .with_batcher(shape);
+    binaries
+        .check(&synth::Component::PIPELINE)
+        .expect("the batcher's executables for this shape");
     let mut config = RunConfig::new(
         scenario,
         stack.root().to_owned(),
         stack.state.stack.clone(),
-        ComponentBinaries::beside_current_exe().expect("component binaries"),
+        binaries,
     );
     config.overlap = overlap;
     config.chaos = chaos;

@@ -265,8 +265,8 @@ impl Tracker {
     }
 }
 
-/// How long past its scheduled end a crash-after-put waits for the armed batcher's crash, and a
-/// duplicate-notice for enough loaded files.
+/// How long past its scheduled end a crash-after-put waits for the armed batcher's crash, a
+/// partial-failure for its first failed records, and a duplicate-notice for enough loaded files.
 const CRASH_WAIT: Duration = Duration::from_secs(20);
 
 /// What the nemesis needs to reach, from the run's session. `root` and `stack` name the state
@@ -445,6 +445,13 @@ async fn apply(
                 .map_err(|e| e.to_string())?;
             Ok(None)
         }
+        FaultKind::PartialFailure => {
+            components.kill(Component::Batcher).await;
+            components
+                .restart(Component::Batcher, &["--fault", "fail-part"], false)
+                .map_err(|e| e.to_string())?;
+            Ok(None)
+        }
         FaultKind::DuplicateNotice => duplicate_notices(fault.count, targets).await.map(Some),
         FaultKind::Outage => {
             let proxy = targets
@@ -492,10 +499,10 @@ async fn heal(
             // The armed batcher crashes at its first put; give it time to make one (a batcher
             // just started, or one facing an empty queue, may not have yet).
             let deadline = Instant::now() + CRASH_WAIT;
-            while !components.exited(Component::Batcher) && Instant::now() < deadline {
+            while !components.batcher_crashed() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let crashed = components.exited(Component::Batcher);
+            let crashed = components.batcher_crashed();
             components.kill(Component::Batcher).await;
             components
                 .restart(Component::Batcher, &[], false)
@@ -505,6 +512,27 @@ async fn heal(
             } else {
                 "the batcher made no put while armed; restarted unarmed".into()
             }))
+        }
+        FaultKind::PartialFailure => {
+            // Armed until it has failed part of a batch (a batcher just started, or one facing
+            // an empty queue, may not have yet): its counters reach its file within seconds.
+            let deadline = Instant::now() + CRASH_WAIT;
+            let failed = |c: &mut Components| {
+                c.own_metrics(Component::Batcher)
+                    .batcher
+                    .map_or(0, |b| b.failed_records)
+            };
+            while failed(components) == 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let failed = failed(components);
+            components.kill(Component::Batcher).await;
+            components
+                .restart(Component::Batcher, &[], false)
+                .map_err(|e| e.to_string())?;
+            Ok(Some(format!(
+                "the batcher reported {failed} records failed, unwritten; restarted unarmed"
+            )))
         }
         FaultKind::DuplicateNotice => Ok(None),
         FaultKind::Outage => {
