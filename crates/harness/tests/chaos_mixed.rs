@@ -74,9 +74,9 @@ duration = "2s"
 }
 
 /// Random schedules (Jepsen's staggered mix of every kind) over a small scenario: nothing is
-/// ever lost. A failing case prints its schedule, to replay with `--chaos FILE`. Seed 2 draws a
-/// relay kill and a batcher pause, seed 4 a crash after a put, duplicate notices and a broker
-/// outage: five kinds between them (the broker restart has its own run in `chaos.rs`).
+/// ever lost. A failing case prints its schedule, to replay with `--chaos FILE`. Each seed
+/// starts at a different kind and takes the others in turn (`synth::chaos::random`); every kind
+/// also has a run of its own, here, in `chaos.rs` or in `e2e_lambda.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_fault_schedules_never_lose_an_event() {
     let stack = ScratchStack::shared().await;

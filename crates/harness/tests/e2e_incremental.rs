@@ -14,6 +14,7 @@ use common::{RUNS, root};
 use harness::prove::RunConfig;
 use harness::prove::waves::{WavesReport, orders_revised_across_waves, run_in_waves};
 use harness::rig::components::ComponentBinaries;
+use harness::rig::publish::Pacing;
 use stack::scratch::ScratchStack;
 
 const WAVES: usize = 3;
@@ -26,6 +27,10 @@ fn config(stack: &ScratchStack, scenario: synth::Scenario) -> RunConfig {
         ComponentBinaries::beside_current_exe().expect("component binaries"),
     );
     config.quiesce_timeout = Duration::from_secs(90);
+    // The question is the merge across waves, not the stream's timing: each wave is published
+    // as fast as the broker confirms, in the stream's order (the order revisions, duplicates
+    // and late events keep).
+    config.pacing = Pacing::Unpaced;
     config
 }
 
