@@ -49,6 +49,35 @@ impl BatcherConfig {
         }
     }
 
+    /// The stack's queue, bucket and topic (without a stack, none), each replaced by its flag
+    /// when given; one still missing is an error naming its flag.
+    pub fn resolve(
+        state: Option<&runtime::State>,
+        queue_url: Option<String>,
+        bucket: Option<String>,
+        topic_arn: Option<String>,
+    ) -> Result<Self, BatcherError> {
+        let mut config = match state {
+            Some(state) => Self::from_stack(state)?,
+            None => Self::defaults(),
+        };
+        for (value, flag, field) in [
+            (queue_url, "--queue-url", &mut config.queue_url),
+            (bucket, "--bucket", &mut config.bucket),
+            (topic_arn, "--topic-arn", &mut config.topic_arn),
+        ] {
+            if let Some(v) = value {
+                *field = v;
+            }
+            if field.is_empty() {
+                return Err(BatcherError::Config(format!(
+                    "no {flag}: pass --stack NAME or {flag}"
+                )));
+            }
+        }
+        Ok(config)
+    }
+
     pub fn from_stack(state: &runtime::State) -> Result<Self, BatcherError> {
         let output = |key: &'static str| {
             state

@@ -65,26 +65,8 @@ async fn main() -> Result<()> {
     runtime::init_tracing();
     let cli = Cli::parse();
     let state = cli.stack.load().context("reading the stack state")?;
-    let mut config = match &state {
-        Some(state) => BatcherConfig::from_stack(state)?,
-        None => BatcherConfig::defaults(),
-    };
-    if let Some(v) = cli.queue_url {
-        config.queue_url = v;
-    }
-    if let Some(v) = cli.bucket {
-        config.bucket = v;
-    }
-    if let Some(v) = cli.topic_arn {
-        config.topic_arn = v;
-    }
-    for (value, what) in [
-        (&config.queue_url, "--queue-url"),
-        (&config.bucket, "--bucket"),
-        (&config.topic_arn, "--topic-arn"),
-    ] {
-        anyhow::ensure!(!value.is_empty(), "no {what}: pass --stack NAME or {what}");
-    }
+    let mut config =
+        BatcherConfig::resolve(state.as_ref(), cli.queue_url, cli.bucket, cli.topic_arn)?;
     config.key_prefix = cli.key_prefix;
     config.format = cli.format;
     config.batch_size = cli.batch_size;
